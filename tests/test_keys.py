@@ -113,7 +113,7 @@ def test_dublin_group_includes_associated_states() -> None:
 
 
 def test_unknown_state_names_the_code_and_the_fix() -> None:
-    with pytest.raises(UnknownStateError, match="unknown state 'GR'.*EL for GR"):
+    with pytest.raises(UnknownStateError, match=r"unknown state 'GR'.*EL for GR"):
         compute_key("population", year=2015, participants="DE,GR")
 
 
@@ -146,7 +146,7 @@ def test_user_indicator_file_overrides(tmp_path: Path) -> None:
 def test_bad_indicator_files(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(content)
-    with pytest.raises(InputError, match="bad.csv") as info:
+    with pytest.raises(InputError, match=r"bad\.csv") as info:
         bundled_indicators().with_file(path)
     assert fragment in str(info.value)
 
@@ -232,7 +232,7 @@ def test_swiss_cantonal_key_as_a_population_key(tmp_path: Path) -> None:
 def test_bad_key_files(tmp_path: Path, body: str, fragment: str) -> None:
     path = tmp_path / "k.yaml"
     path.write_text(body)
-    with pytest.raises(InputError, match="k.yaml") as info:
+    with pytest.raises(InputError, match=r"k\.yaml") as info:
         load_key(str(path))
     assert fragment in str(info.value)
 

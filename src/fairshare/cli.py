@@ -1,0 +1,523 @@
+"""The ``fairshare`` command line: stable JSON for tools, Rich tables for people.
+
+Bad input never produces a traceback: every :class:`~fairshare.errors.InputError` and every
+usage error becomes one line on standard error and exit code 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fairshare import __version__
+from fairshare.apportion import Apportionment, apportion, resolve_method
+from fairshare.errors import FairshareError, InputError
+from fairshare.keys import KeyResult, builtin_keys, compute_key, load_key
+from fairshare.reference import (
+    Indicators,
+    bundled_indicators,
+    exact_text,
+    states,
+)
+
+app = typer.Typer(
+    name="fairshare",
+    help="Fair, explainable sharing of responsibility for people seeking protection in Europe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(StrEnum):
+    """Output formats."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=False, width=max(100, Console().width))
+
+
+def _dump_json(data: Mapping[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _indicators(files: Sequence[Path] | None) -> Indicators:
+    table = bundled_indicators()
+    for path in files or ():
+        table = table.with_file(path)
+    return table
+
+
+def _split(text: str | None) -> list[str]:
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+def _state_name(code: str) -> str:
+    state = states().get(code)
+    return state.name if state else code
+
+
+def _percent(x: Fraction, places: int = 3) -> str:
+    return f"{float(x) * 100:.{places}f}"
+
+
+# --------------------------------------------------------------------------------------------
+# shares
+
+
+def _shares_payload(result: KeyResult, alloc: Apportionment, method: str) -> dict[str, Any]:
+    rows = []
+    for state in result.states:
+        share = result.shares[state]
+        fair = share * alloc.total
+        rows.append(
+            {
+                "state": state,
+                "name": _state_name(state),
+                "share": float(share),
+                "share_exact": exact_text(share),
+                "fair_share": float(fair),
+                "fair_share_exact": exact_text(fair),
+                "persons": alloc.seats[state],
+                "capped_terms": list(result.capped.get(state, ())),
+            }
+        )
+    key = result.key
+    return {
+        "command": "shares",
+        "fairshare_version": __version__,
+        "key": key.name,
+        "key_definition": key.to_dict(),
+        "year": result.year,
+        "participants": list(result.states),
+        "method": method,
+        "total": alloc.total,
+        "seed": alloc.seed,
+        "ties": [t.to_dict() for t in alloc.ties],
+        "rows": rows,
+        "components": {
+            term: {s: float(v) for s, v in comp.items()} for term, comp in result.components.items()
+        },
+        "inputs": [d.to_dict() for d in result.inputs],
+        "sources": result.sources(),
+        "notes": [n for n in (key.participants_note, key.missing_years_note) if n],
+    }
+
+
+def _ties_text(alloc: Apportionment) -> list[str]:
+    return [
+        f"tie at seat {t.seat} ({t.rule}) among {', '.join(t.tied)} broken by seeded lottery "
+        f"(seed {t.seed}): {', '.join(t.winners)}"
+        for t in alloc.ties
+    ]
+
+
+@app.command()
+def shares(
+    total: Annotated[int, typer.Option(help="Number of persons to share out.")],
+    key: Annotated[
+        str, typer.Option(help="Key name (population, eu2015, eu2015-may, pact2024) or key file.")
+    ] = "population",
+    year: Annotated[
+        int | None, typer.Option(help="Reference year of the inputs (default: the key's own).")
+    ] = None,
+    states_: Annotated[
+        str | None,
+        typer.Option(
+            "--states",
+            help="Participants: a group (EU28, EU27, EU, DUBLIN) and/or codes, comma-separated. "
+            "Default: the key's own participants.",
+        ),
+    ] = None,
+    exclude: Annotated[
+        str | None, typer.Option(help="Codes to leave out, comma-separated.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="Apportionment method.")] = "hamilton",
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the recorded lottery that breaks exact ties.")
+    ] = None,
+    indicators: Annotated[
+        list[Path] | None,
+        typer.Option(help="CSV (state,year,indicator,value) adding or overriding data."),
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """Compute a distribution key and share TOTAL persons by it."""
+    if total < 0:
+        raise InputError(f"--total must be 0 or more, got {total}")
+    canonical = resolve_method(method)
+    result = compute_key(
+        load_key(key),
+        year=year,
+        participants=states_,
+        exclude=_split(exclude),
+        indicators=_indicators(indicators),
+    )
+    alloc = apportion(result.shares, total, canonical, seed=seed)
+    payload = _shares_payload(result, alloc, canonical)
+    if fmt is Format.json:
+        _dump_json(payload)
+        return
+    if fmt is Format.csv:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["state", "name", "share", "fair_share", "persons", "share_exact"])
+        for row in payload["rows"]:
+            writer.writerow(
+                [
+                    row["state"],
+                    row["name"],
+                    repr(row["share"]),
+                    repr(row["fair_share"]),
+                    row["persons"],
+                    row["share_exact"],
+                ]
+            )
+        sys.stdout.write(out.getvalue())
+        return
+    console = _console()
+    table = Table(
+        title=f"{result.key.title} — {result.year} inputs, {total:,} persons, {canonical}",
+        caption=result.key.reference,
+    )
+    table.add_column("State")
+    table.add_column("Name")
+    table.add_column("Share %", justify="right")
+    table.add_column("Fair share", justify="right")
+    table.add_column("Persons", justify="right")
+    for row, state in zip(payload["rows"], result.states, strict=True):
+        mark = " *" if row["capped_terms"] else ""
+        table.add_row(
+            state,
+            row["name"] + mark,
+            _percent(result.shares[state]),
+            f"{row['fair_share']:,.2f}",
+            f"{row['persons']:,}",
+        )
+    table.add_section()
+    table.add_row("", f"{len(result.states)} states", "100.000", f"{total:,.2f}", f"{total:,}")
+    console.print(table)
+    if result.capped:
+        console.print("* an inverse term was capped for this state (see docs/keys.md)")
+    for line in _ties_text(alloc):
+        console.print(line)
+    console.print("Sources: " + "; ".join(result.sources()))
+
+
+# --------------------------------------------------------------------------------------------
+# keys
+
+
+@app.command("keys")
+def keys_(
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """List the built-in distribution keys with their legal references."""
+    defs = builtin_keys()
+    if fmt is Format.json:
+        _dump_json({"command": "keys", "rows": [d.to_dict() for d in defs.values()]})
+        return
+    table = Table(title="Built-in distribution keys")
+    table.add_column("Key")
+    table.add_column("What")
+    table.add_column("Default participants")
+    table.add_column("Reference")
+    for d in defs.values():
+        who = d.participants + (f" without {', '.join(d.exclude)}" if d.exclude else "")
+        table.add_row(d.name, d.description, who, d.reference)
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------------------------
+# apportion
+
+
+def _read_units(path: Path) -> tuple[dict[str, Fraction], dict[str, int], dict[str, int]]:
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in reader.fieldnames or []]
+    if "unit" not in header or "weight" not in header:
+        raise InputError(f"{path}: the header must start unit,weight (optional: min,max)")
+    extra = set(header) - {"unit", "weight", "min", "max"}
+    if extra:
+        raise InputError(f"{path}: unknown column(s) {', '.join(sorted(extra))}")
+    weights: dict[str, Fraction] = {}
+    minimum: dict[str, int] = {}
+    maximum: dict[str, int] = {}
+    problems: list[str] = []
+    for lineno, raw in enumerate(reader, start=2):
+        if None in raw:
+            problems.append(f"line {lineno}: more fields than the header has")
+            continue
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        unit = row.get("unit", "")
+        if not unit:
+            problems.append(f"line {lineno}: unit is empty")
+            continue
+        if unit in weights:
+            problems.append(f"line {lineno}: unit '{unit}' appears twice")
+            continue
+        try:
+            weight = Fraction(row.get("weight", ""))
+        except (ValueError, ZeroDivisionError):
+            problems.append(f"line {lineno}: weight '{row.get('weight', '')}' is not a number")
+            continue
+        if weight < 0:
+            problems.append(f"line {lineno}: weight {row['weight']} is negative")
+            continue
+        weights[unit] = weight
+        for column, target in (("min", minimum), ("max", maximum)):
+            value = row.get(column, "")
+            if value:
+                try:
+                    target[unit] = int(value)
+                except ValueError:
+                    problems.append(f"line {lineno}: {column} '{value}' is not a whole number")
+    if problems:
+        raise InputError(f"{path}: " + "; ".join(problems[:20]))
+    if not weights:
+        raise InputError(f"{path}: no units; add rows like 'A,120'")
+    return weights, minimum, maximum
+
+
+@app.command("apportion")
+def apportion_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV with columns unit,weight[,min,max].")],
+    seats: Annotated[int, typer.Option(help="Number of seats (persons) to hand out.")],
+    method: Annotated[str, typer.Option(help="Apportionment method.")] = "hamilton",
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the recorded lottery that breaks exact ties.")
+    ] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """Apportion SEATS integer seats to the units of FILE in proportion to their weights."""
+    if seats < 0:
+        raise InputError(f"--seats must be 0 or more, got {seats}")
+    canonical = resolve_method(method)
+    weights, minimum, maximum = _read_units(file)
+    alloc = apportion(
+        weights,
+        seats,
+        canonical,
+        minimum=minimum or None,
+        maximum=maximum or None,
+        seed=seed,
+    )
+    rows = [
+        {
+            "unit": unit,
+            "weight": float(weights[unit]),
+            "weight_exact": exact_text(weights[unit]),
+            "quota": float(alloc.quotas[unit]),
+            "quota_exact": exact_text(alloc.quotas[unit]),
+            "seats": alloc.seats[unit],
+            "min": minimum.get(unit),
+            "max": maximum.get(unit),
+        }
+        for unit in weights
+    ]
+    if fmt is Format.json:
+        _dump_json(
+            {
+                "command": "apportion",
+                "fairshare_version": __version__,
+                "method": canonical,
+                "total": seats,
+                "seed": seed,
+                "ties": [t.to_dict() for t in alloc.ties],
+                "within_quota": alloc.within_quota(),
+                "rows": rows,
+            }
+        )
+        return
+    if fmt is Format.csv:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["unit", "weight", "quota", "seats", "quota_exact"])
+        for row in rows:
+            writer.writerow(
+                [
+                    row["unit"],
+                    row["weight_exact"],
+                    repr(row["quota"]),
+                    row["seats"],
+                    row["quota_exact"],
+                ]
+            )
+        sys.stdout.write(out.getvalue())
+        return
+    table = Table(title=f"{seats:,} seats by {canonical}")
+    for column in ("Unit", "Weight", "Quota", "Seats"):
+        table.add_column(column, justify="left" if column == "Unit" else "right")
+    for row in rows:
+        table.add_row(
+            str(row["unit"]), str(row["weight_exact"]), f"{row['quota']:.4f}", str(row["seats"])
+        )
+    console = _console()
+    console.print(table)
+    for line in _ties_text(alloc):
+        console.print(line)
+
+
+# --------------------------------------------------------------------------------------------
+# demo
+
+
+@app.command()
+def demo(
+    total: Annotated[int, typer.Option(help="Number of persons to share out.")] = 160_000,
+    year: Annotated[int, typer.Option(help="Year of population and applications.")] = 2015,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """Who would carry what: the petition's population key next to the EU's 2015 key and
+    next to where people actually applied."""
+    if total < 0:
+        raise InputError(f"--total must be 0 or more, got {total}")
+    indicators = bundled_indicators()
+    pop = compute_key("population", year=year, participants="EU28", indicators=indicators)
+    pop_alloc = apportion(pop.shares, total, "hamilton")
+    eu = compute_key("eu2015", indicators=indicators)
+    eu_alloc = apportion(eu.shares, total, "hamilton")
+    applied = {s: indicators.get("first_time_applicants", s, year).value for s in pop.states}
+    applied_total = sum(applied.values(), Fraction(0))
+    rows: list[dict[str, Any]] = []
+    for state in pop.states:
+        rows.append(
+            {
+                "state": state,
+                "name": _state_name(state),
+                "population": int(indicators.get("population", state, year).value),
+                "population_share": float(pop.shares[state]),
+                "population_key_persons": pop_alloc.seats[state],
+                "eu2015_share": float(eu.shares[state]) if state in eu.shares else None,
+                "eu2015_persons": eu_alloc.seats.get(state),
+                "applied": int(applied[state]),
+                "applied_share": float(applied[state] / applied_total),
+            }
+        )
+    if fmt is Format.json:
+        _dump_json(
+            {
+                "command": "demo",
+                "total": total,
+                "year": year,
+                "rows": rows,
+                "first_time_applicants_total": int(applied_total),
+            }
+        )
+        return
+    if fmt is Format.csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(out.getvalue())
+        return
+    console = _console()
+    table = Table(
+        title=f"Sharing {total:,} people across the EU-28 — {year}",
+        caption=(
+            f"Population key: population on 1 Jan {year} (Eurostat demo_pjan), largest "
+            "remainders. EU 2015 key: Council Decision (EU) 2015/1601 over its 23 receiving "
+            "states (— = beneficiary or not bound). Applied: first-time asylum applicants "
+            f"in {year} (Eurostat migr_asyappctzm), {int(applied_total):,} in all."
+        ),
+    )
+    table.add_column("State")
+    table.add_column("Name")
+    table.add_column("Population", justify="right")
+    table.add_column("Pop. key %", justify="right")
+    table.add_column("Persons", justify="right", style="bold")
+    table.add_column("EU 2015 key %", justify="right")
+    table.add_column("Persons", justify="right")
+    table.add_column("Applied", justify="right")
+    table.add_column("Applied %", justify="right")
+    table.add_column("Applied ÷ pop. key", justify="right")
+    for row in rows:
+        ratio = row["applied_share"] / row["population_share"]
+        style = "red" if ratio > 2 else ("yellow" if ratio > 1 else "")
+        eu_share = row["eu2015_share"]
+        table.add_row(
+            row["state"],
+            row["name"],
+            f"{row['population']:,}",
+            f"{row['population_share'] * 100:.2f}",
+            f"{row['population_key_persons']:,}",
+            "—" if eu_share is None else f"{eu_share * 100:.2f}",
+            "—" if row["eu2015_persons"] is None else f"{row['eu2015_persons']:,}",
+            f"{row['applied']:,}",
+            f"{row['applied_share'] * 100:.2f}",
+            f"[{style}]{ratio:.2f}×[/]" if style else f"{ratio:.2f}×",
+        )
+    table.add_section()
+    table.add_row(
+        "",
+        "EU-28",
+        "",
+        "100.00",
+        f"{total:,}",
+        "100.00",
+        f"{total:,}",
+        f"{int(applied_total):,}",
+        "100.00",
+        "",
+    )
+    console.print(table)
+    console.print(
+        "Read: 'Applied ÷ pop. key' above 1× means the state received more applicants in "
+        f"{year} than its population share; under the petition's key every state carries its "
+        "share. Try: fairshare shares --key eu2015 --total 66000 --format json · "
+        "fairshare keys · fairshare --help"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; map bad input and usage errors to one line on stderr and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=args, prog_name="fairshare", standalone_mode=False)
+    except FairshareError as exc:
+        sys.stderr.write(f"fairshare: error: {exc}\n")
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        sys.stderr.write("fairshare: aborted\n")
+        return 1
+    except Exception as exc:
+        # Usage errors of the command-line parser (click's ClickException, which typer
+        # vendors): one line, exit code 2, as for bad input.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            message = " ".join(str(exc.format_message()).split())
+            sys.stderr.write(f"fairshare: error: {message}\n")
+            return int(getattr(exc, "exit_code", 2)) or 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
