@@ -24,12 +24,14 @@ from fairshare import __version__
 from fairshare.apportion import Apportionment, apportion, resolve_method
 from fairshare.errors import FairshareError, InputError
 from fairshare.keys import KeyResult, builtin_keys, compute_key, load_key
+from fairshare.ledger import BatchResult, Ledger
 from fairshare.reference import (
     Indicators,
     bundled_indicators,
     exact_text,
     states,
 )
+from fairshare.storage import load_ledger, save_ledger
 
 app = typer.Typer(
     name="fairshare",
@@ -377,6 +379,221 @@ def apportion_cmd(
     console.print(table)
     for line in _ties_text(alloc):
         console.print(line)
+
+
+# --------------------------------------------------------------------------------------------
+# ledger
+
+ledger_app = typer.Typer(
+    help="The running fair-share ledger: initialise it, take the next N persons, show it.",
+    no_args_is_help=True,
+)
+app.add_typer(ledger_app, name="ledger")
+
+
+def _read_counts(path: Path, what: str) -> dict[str, int]:
+    """Read a CSV ``state,persons`` (received so far, or free capacity)."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in reader.fieldnames or []]
+    if header[:2] != ["state", "persons"]:
+        raise InputError(f"{path}: the header must be state,persons ({what})")
+    out: dict[str, int] = {}
+    problems: list[str] = []
+    for lineno, raw in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        state = row.get("state", "").upper()
+        try:
+            value = int(row.get("persons", ""))
+        except ValueError:
+            problems.append(
+                f"line {lineno}: persons '{row.get('persons', '')}' is not a whole number"
+            )
+            continue
+        if value < 0:
+            problems.append(f"line {lineno}: persons {value} is negative")
+            continue
+        if state in out:
+            problems.append(f"line {lineno}: state {state} appears twice")
+            continue
+        out[state] = value
+    if problems:
+        raise InputError(f"{path}: " + "; ".join(problems[:20]))
+    return out
+
+
+def _ledger_rows(ledger: Ledger) -> list[dict[str, Any]]:
+    caps = ledger.caps
+    rows = []
+    for state, share in ledger.shares.items():
+        fair = ledger.fair_share(state)
+        deviation = ledger.deviation(state)
+        rows.append(
+            {
+                "state": state,
+                "name": _state_name(state),
+                "share": float(share),
+                "share_exact": exact_text(share),
+                "fair_share": float(fair),
+                "fair_share_exact": exact_text(fair),
+                "received": ledger.received[state],
+                "deviation": float(deviation),
+                "deviation_exact": str(deviation),
+                "within_quota": ledger.within_quota(state),
+                "free_capacity": caps.get(state),
+            }
+        )
+    return rows
+
+
+def _ledger_payload(ledger: Ledger, path: Path, batch: BatchResult | None) -> dict[str, Any]:
+    return {
+        "command": "ledger",
+        "fairshare_version": __version__,
+        "ledger": str(path),
+        "key": ledger.key,
+        "total": ledger.total,
+        "largest_unit": ledger.largest_unit,
+        "max_abs_deviation": float(ledger.max_abs_deviation()),
+        "seed": ledger.seed,
+        "tie_order": list(ledger.tie_order),
+        "batch": None if batch is None else batch.to_dict(),
+        "rows": _ledger_rows(ledger),
+    }
+
+
+def _print_ledger(ledger: Ledger, path: Path, batch: BatchResult | None, fmt: Format) -> None:
+    payload = _ledger_payload(ledger, path, batch)
+    if fmt is Format.json:
+        _dump_json(payload)
+        return
+    if fmt is Format.csv:
+        out = io.StringIO()
+        fields = ["state", "share", "fair_share", "received", "deviation", "within_quota"]
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([*fields, "placed_in_batch"])
+        for row in payload["rows"]:
+            placed = batch.placed.get(row["state"], 0) if batch else ""
+            writer.writerow([*(row[f] for f in fields), placed])
+        sys.stdout.write(out.getvalue())
+        return
+    key = ledger.key
+    title = f"Ledger {path.name}: {key.get('title', key.get('name', 'key'))}"
+    table = Table(title=title + f" — {ledger.total:,} persons allocated")
+    for column in ("State", "Name", "Share %", "Fair share", "Received", "Deviation", "Quota"):
+        table.add_column(column, justify="left" if column in ("State", "Name") else "right")
+    if batch is not None:
+        table.add_column("This batch", justify="right")
+    for row in payload["rows"]:
+        cells = [
+            row["state"],
+            row["name"],
+            f"{row['share'] * 100:.3f}",
+            f"{row['fair_share']:,.2f}",
+            f"{row['received']:,}",
+            f"{row['deviation']:+,.2f}",
+            "within" if row["within_quota"] else "[red]outside[/]",
+        ]
+        if batch is not None:
+            cells.append(f"{batch.placed.get(row['state'], 0):,}")
+        table.add_row(*cells)
+    console = _console()
+    console.print(table)
+    if batch is not None and batch.overflow:
+        console.print(
+            f"[red]{batch.overflow:,} of {batch.persons:,} persons could not be placed: "
+            "no state within its share had free capacity (overflow).[/]"
+        )
+    console.print(
+        f"Largest deviation {float(ledger.max_abs_deviation()):.2f} persons "
+        f"(largest case booked: {ledger.largest_unit}); tie order (seed {ledger.seed}): "
+        + " ".join(ledger.tie_order)
+    )
+
+
+@ledger_app.command("init")
+def ledger_init(
+    path: Annotated[Path, typer.Argument(help="Ledger file to create (JSON).")],
+    key: Annotated[str, typer.Option(help="Key name or key file.")] = "population",
+    year: Annotated[int | None, typer.Option(help="Reference year of the key's inputs.")] = None,
+    states_: Annotated[
+        str | None, typer.Option("--states", help="Participants (groups and/or codes).")
+    ] = None,
+    exclude: Annotated[str | None, typer.Option(help="Codes to leave out.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the recorded tie-break lottery.")] = 0,
+    received: Annotated[
+        Path | None, typer.Option(help="CSV state,persons: what each state has received.")
+    ] = None,
+    caps: Annotated[
+        Path | None, typer.Option(help="CSV state,persons: free capacity per state.")
+    ] = None,
+    indicators: Annotated[
+        list[Path] | None, typer.Option(help="CSV (state,year,indicator,value) with own data.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing ledger file.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """Create a ledger for a key: all states start at what they have received (default 0)."""
+    if path.exists() and not force:
+        raise InputError(f"{path} exists; pass --force to replace it, or use 'ledger take'")
+    result = compute_key(
+        load_key(key),
+        year=year,
+        participants=states_,
+        exclude=_split(exclude),
+        indicators=_indicators(indicators),
+    )
+    opening = _read_counts(received, "received so far") if received else {}
+    free = _read_counts(caps, "free capacity") if caps else {}
+    ledger = Ledger.new(
+        result.shares,
+        seed=seed,
+        received=opening,
+        caps=free,
+        key={
+            "name": result.key.name,
+            "title": result.key.title,
+            "reference": result.key.reference,
+            "year": result.year,
+            "participants": list(result.states),
+        },
+    )
+    save_ledger(ledger, path)
+    _print_ledger(ledger, path, None, fmt)
+
+
+@ledger_app.command("take")
+def ledger_take(
+    path: Annotated[Path, typer.Argument(help="Ledger file (JSON), updated in place.")],
+    persons: Annotated[int, typer.Argument(help="Number of persons to place.")],
+    caps: Annotated[
+        Path | None, typer.Option(help="CSV state,persons: free capacity for this batch.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Show the split without saving it.")] = False,
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """Split the next PERSONS persons so that cumulative totals track the key, and save."""
+    if persons < 0:
+        raise InputError(f"PERSONS must be 0 or more, got {persons}")
+    ledger = load_ledger(path)
+    batch = ledger.take(persons, caps=_read_counts(caps, "free capacity") if caps else None)
+    if not dry_run:
+        save_ledger(ledger, path)
+    _print_ledger(ledger, path, batch, fmt)
+
+
+@ledger_app.command("show")
+def ledger_show(
+    path: Annotated[Path, typer.Argument(help="Ledger file (JSON).")],
+    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """Show each state's share, fair share, received persons and deviation."""
+    _print_ledger(load_ledger(path), path, None, fmt)
 
 
 # --------------------------------------------------------------------------------------------
