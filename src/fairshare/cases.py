@@ -1,0 +1,780 @@
+"""Domain types of the allocation problem, and the validation of its input.
+
+A **case** is a family unit that moves together (a person alone is a case of one); a
+**destination** is a receiving state, or a region of one (``DE-BY`` with ``parent: DE``), with
+a capacity and a number of places for special services. The types are frozen dataclasses and
+this module does no I/O: :func:`parse_problem_input` turns JSON-like data (already read by an
+adapter) into an :class:`AllocationInput`.
+
+Bad input is rejected whole: every problem found is collected, with the JSON Pointer
+(RFC 6901) of the offending value, into one :class:`ValidationError`.
+
+>>> cases = parse_cases([{"id": "c1", "entry_state": "EL", "registered_on": "2015-10-02",
+...                       "members": [{"id": "p1", "age": 34}, {"id": "p2", "age": 6}]}])
+>>> cases[0].size, cases[0].registered_on.isoformat()
+(2, '2015-10-02')
+>>> parse_cases([{"id": "c1", "entry_state": "GR", "registered_on": "2015-02-30",
+...               "members": [{"id": "p1", "age": -2}]}])
+Traceback (most recent call last):
+...
+fairshare.cases.ValidationError: 3 problems in the input: /0/entry_state: unknown state 'GR' \
+(fairshare uses Eurostat codes: EL for GR); /0/registered_on: 2015-02-30 is not a date; use \
+YYYY-MM-DD; /0/members/0/age: -2 is not a valid age (0–130)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from typing import Any
+
+from fairshare.errors import InputError
+from fairshare.reference import read_data_file, states
+
+__all__ = [
+    "LINK_STATUSES",
+    "RELATIONS",
+    "SERVICES",
+    "AllocationInput",
+    "Case",
+    "Destination",
+    "Exclusion",
+    "FamilyLink",
+    "Person",
+    "ValidationError",
+    "parse_cases",
+    "parse_destinations",
+    "parse_problem_input",
+    "unhcr_codes",
+    "vulnerability_categories",
+]
+
+#: The special services a destination may offer, counted in places (one place per person).
+SERVICES: tuple[str, ...] = (
+    "unaccompanied_minor",
+    "medical",
+    "maternity",
+    "accessible",
+    "trafficking_shelter",
+)
+
+#: How a family member relates to the applicant (the family member is the applicant's ...).
+RELATIONS: tuple[str, ...] = ("spouse", "partner", "child", "parent", "sibling", "relative")
+
+#: The family member's status in the state where they are: a beneficiary of international
+#: protection, an applicant whose first-instance decision is pending, or otherwise legally
+#: resident.
+LINK_STATUSES: tuple[str, ...] = ("beneficiary", "applicant", "resident")
+
+MAX_AGE = 130
+
+_ISO_HINTS = {"GR": "EL", "GB": "UK"}
+
+
+# --------------------------------------------------------------------------------------------
+# Vocabularies (bundled data)
+
+
+def _csv_rows(name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(read_data_file(name))))
+
+
+@cache
+def vulnerability_categories() -> dict[str, tuple[str, str]]:
+    """The categories of vulnerable persons: name -> (description, legal instrument).
+
+    Directive 2013/33/EU Art. 21 and Directive (EU) 2024/1346 Art. 24, bundled as
+    ``reference/data/vulnerable_persons_rcd.csv``.
+
+    >>> list(vulnerability_categories())[:3]
+    ['minor', 'unaccompanied_minor', 'disability']
+    """
+    return {
+        row["category"]: (row["text"], row["instrument"])
+        for row in _csv_rows("vulnerable_persons_rcd.csv")
+    }
+
+
+@cache
+def unhcr_codes() -> dict[str, str]:
+    """UNHCR standardized specific-needs codes: code -> meaning (bundled table).
+
+    >>> unhcr_codes()["SC-UC"]
+    'Unaccompanied child'
+    """
+    out = {row["code"]: row["meaning"] for row in _csv_rows("unhcr_specific_needs_codes.csv")}
+    for row in _csv_rows("unhcr_code_to_rcd_category.csv"):
+        out.setdefault(row["unhcr_code"], row["note"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Domain types
+
+
+@dataclass(frozen=True)
+class Person:
+    """One member of a case.
+
+    ``vulnerabilities`` holds the declared categories of :func:`vulnerability_categories`,
+    ``unhcr_codes`` the declared UNHCR specific-needs codes, both as given (screening maps the
+    codes onto categories and derives minors; see :mod:`fairshare.screening`).
+    """
+
+    id: str
+    age: int | None = None
+    sex: str | None = None
+    age_uncertain: bool = False
+    nationality: str | None = None
+    languages: tuple[str, ...] = ()
+    vulnerabilities: tuple[str, ...] = ()
+    unhcr_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FamilyLink:
+    """A family member of the applicant outside the case: where they are, who, and their status.
+
+    ``desired`` records the applicant's wish to be brought together, which Dublin III
+    Arts. 9, 10 and 16 require ("if the persons concerned so desire in writing"); it defaults
+    to ``True`` (declaring the link is read as the wish).
+    """
+
+    state: str
+    relation: str
+    status: str
+    desired: bool = True
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A destination the case must not go to, and why (e.g. a safety concern)."""
+
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Case:
+    """A family unit that is allocated as a whole."""
+
+    id: str
+    members: tuple[Person, ...]
+    entry_state: str
+    registered_on: date
+    family_links: tuple[FamilyLink, ...] = ()
+    linked_cases: tuple[str, ...] = ()
+    preferences: tuple[str, ...] = ()
+    scores: Mapping[str, float] = field(default_factory=dict)
+    excluded: tuple[Exclusion, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """The number of persons in the case."""
+        return len(self.members)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A receiving state or region: capacity (persons) and places per special service."""
+
+    id: str
+    parent: str | None = None
+    capacity: int = 0
+    services: Mapping[str, int] = field(default_factory=dict)
+    languages: tuple[str, ...] = ()
+    nationalities: tuple[str, ...] = ()
+    participating: bool = True
+
+
+@dataclass(frozen=True)
+class AllocationInput:
+    """Everything an allocation batch starts from, validated."""
+
+    key: Mapping[str, Any]
+    received: Mapping[str, int]
+    destinations: tuple[Destination, ...]
+    cases: tuple[Case, ...]
+    seed: int | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+class ValidationError(InputError):
+    """The input has one or more problems; ``problems`` lists (JSON Pointer, message) pairs."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems: list[tuple[str, str]] = list(problems)
+        count = len(self.problems)
+        listed = "; ".join(f"{pointer or '/'}: {message}" for pointer, message in self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{count} {noun} in the input: {listed}")
+
+
+def _escape(token: str | int) -> str:
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def _ptr(base: str, *tokens: str | int) -> str:
+    return base + "".join("/" + _escape(t) for t in tokens)
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
+def _shown(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class _Checker:
+    """Collects problems; every helper returns a usable value or ``None``."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def add(self, pointer: str, message: str) -> None:
+        self.problems.append((pointer, message))
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ValidationError(self.problems)
+
+    def mapping(
+        self, value: object, pointer: str, allowed: Collection[str] | None = None
+    ) -> Mapping[str, Any] | None:
+        if not isinstance(value, Mapping):
+            self.add(pointer, f"expected an object, got {_kind(value)}")
+            return None
+        if allowed is not None:
+            for name in value:
+                if name not in allowed:
+                    self.add(
+                        _ptr(pointer, str(name)),
+                        f"unknown field '{name}'; known fields: {', '.join(allowed)}",
+                    )
+        return value
+
+    def sequence(self, value: object, pointer: str) -> Sequence[Any] | None:
+        if not isinstance(value, list | tuple):
+            self.add(pointer, f"expected a list, got {_kind(value)}")
+            return None
+        return value
+
+    def text(self, value: object, pointer: str) -> str | None:
+        if not isinstance(value, str) or not value.strip():
+            got = "an empty string" if isinstance(value, str) else _kind(value)
+            self.add(pointer, f"expected a non-empty string, got {got}")
+            return None
+        return value
+
+    def optional_text(self, obj: Mapping[str, Any], name: str, pointer: str) -> str | None:
+        value = obj.get(name)
+        return None if value is None else self.text(value, _ptr(pointer, name))
+
+    def boolean(self, obj: Mapping[str, Any], name: str, pointer: str, default: bool) -> bool:
+        value = obj.get(name, default)
+        if not isinstance(value, bool):
+            self.add(_ptr(pointer, name), f"expected true or false, got {_kind(value)}")
+            return default
+        return value
+
+    def integer(self, value: object, pointer: str) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add(pointer, f"expected a whole number, got {_kind(value)}")
+            return None
+        return value
+
+    def count(self, value: object, pointer: str, what: str) -> int | None:
+        number = self.integer(value, pointer)
+        if number is not None and number < 0:
+            self.add(pointer, f"{number} {what} is negative; use 0 or more")
+            return None
+        return number
+
+    def texts(self, obj: Mapping[str, Any], name: str, pointer: str) -> tuple[str, ...]:
+        items = self.sequence(obj.get(name, []), _ptr(pointer, name))
+        if items is None:
+            return ()
+        out: list[str] = []
+        for i, item in enumerate(items):
+            value = self.text(item, _ptr(pointer, name, i))
+            if value is not None:
+                out.append(value)
+        return tuple(out)
+
+    def state(self, value: object, pointer: str) -> str | None:
+        code = self.text(value, pointer)
+        if code is None:
+            return None
+        if code not in states():
+            hint = _ISO_HINTS.get(code.upper())
+            if hint:
+                extra = f" (fairshare uses Eurostat codes: {hint} for {code.upper()})"
+            elif code.upper() in states():
+                extra = f" (did you mean {code.upper()}?)"
+            else:
+                extra = f"; known states: {', '.join(states())}"
+            self.add(pointer, f"unknown state '{code}'{extra}")
+            return None
+        return code
+
+    def day(self, value: object, pointer: str) -> date | None:
+        if isinstance(value, date):
+            return value
+        if not isinstance(value, str):
+            self.add(pointer, f"expected a date as text YYYY-MM-DD, got {_kind(value)}")
+            return None
+        if _DATE.match(value):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.add(pointer, f"{value} is not a date; use YYYY-MM-DD")
+        return None
+
+
+_PERSON_FIELDS = (
+    "id",
+    "age",
+    "sex",
+    "age_uncertain",
+    "nationality",
+    "languages",
+    "vulnerabilities",
+    "unhcr_codes",
+)
+_CASE_FIELDS = (
+    "id",
+    "members",
+    "entry_state",
+    "registered_on",
+    "family_links",
+    "linked_cases",
+    "preferences",
+    "scores",
+    "excluded",
+)
+_LINK_FIELDS = ("state", "relation", "status", "desired")
+_EXCLUSION_FIELDS = ("state", "reason")
+_DESTINATION_FIELDS = (
+    "id",
+    "parent",
+    "capacity",
+    "services",
+    "languages",
+    "nationalities",
+    "participating",
+)
+_INPUT_FIELDS = ("key", "ledger", "destinations", "cases", "seed")
+
+
+def _person(check: _Checker, raw: object, pointer: str) -> Person | None:
+    obj = check.mapping(raw, pointer, _PERSON_FIELDS)
+    if obj is None:
+        return None
+    if "id" not in obj:
+        check.add(pointer, "a person needs an 'id'")
+    pid = check.text(obj.get("id"), _ptr(pointer, "id")) if "id" in obj else None
+    age = None
+    if obj.get("age") is not None:
+        age = check.integer(obj["age"], _ptr(pointer, "age"))
+        if age is not None and not 0 <= age <= MAX_AGE:
+            check.add(_ptr(pointer, "age"), f"{age} is not a valid age (0–{MAX_AGE})")
+            age = None
+    categories = vulnerability_categories()
+    codes = unhcr_codes()
+    declared: list[str] = []
+    coded: list[str] = []
+    entries = check.sequence(obj.get("vulnerabilities", []), _ptr(pointer, "vulnerabilities"))
+    for i, item in enumerate(entries or ()):
+        where = _ptr(pointer, "vulnerabilities", i)
+        value = check.text(item, where)
+        if value is None:
+            continue
+        if value in categories:
+            if value not in declared:
+                declared.append(value)
+        elif value.upper() in codes:
+            if value.upper() not in coded:
+                coded.append(value.upper())
+        else:
+            check.add(
+                where,
+                f"unknown vulnerability '{value}'; use a category "
+                f"({', '.join(categories)}) or a UNHCR specific-needs code such as SC-UC",
+            )
+    entries = check.sequence(obj.get("unhcr_codes", []), _ptr(pointer, "unhcr_codes"))
+    for i, item in enumerate(entries or ()):
+        where = _ptr(pointer, "unhcr_codes", i)
+        value = check.text(item, where)
+        if value is None:
+            continue
+        if value.upper() in codes:
+            if value.upper() not in coded:
+                coded.append(value.upper())
+        else:
+            check.add(where, f"unknown UNHCR specific-needs code '{value}'")
+    if pid is None:
+        return None
+    return Person(
+        id=pid,
+        age=age,
+        sex=check.optional_text(obj, "sex", pointer),
+        age_uncertain=check.boolean(obj, "age_uncertain", pointer, False),
+        nationality=check.optional_text(obj, "nationality", pointer),
+        languages=check.texts(obj, "languages", pointer),
+        vulnerabilities=tuple(declared),
+        unhcr_codes=tuple(coded),
+    )
+
+
+def _link(
+    check: _Checker, raw: object, pointer: str, destination_ids: Collection[str]
+) -> FamilyLink | None:
+    obj = check.mapping(raw, pointer, _LINK_FIELDS)
+    if obj is None:
+        return None
+    state_value = obj.get("state")
+    state: str | None
+    if isinstance(state_value, str) and state_value in destination_ids:
+        state = state_value
+    else:
+        state = check.state(state_value, _ptr(pointer, "state"))
+    relation = check.text(obj.get("relation"), _ptr(pointer, "relation"))
+    if relation is not None and relation not in RELATIONS:
+        check.add(
+            _ptr(pointer, "relation"),
+            f"unknown relation '{relation}'; use one of {', '.join(RELATIONS)}",
+        )
+        relation = None
+    status = check.text(obj.get("status"), _ptr(pointer, "status"))
+    if status is not None and status not in LINK_STATUSES:
+        check.add(
+            _ptr(pointer, "status"),
+            f"unknown status '{status}'; use one of {', '.join(LINK_STATUSES)}",
+        )
+        status = None
+    desired = check.boolean(obj, "desired", pointer, True)
+    if state is None or relation is None or status is None:
+        return None
+    return FamilyLink(state=state, relation=relation, status=status, desired=desired)
+
+
+def _destination_ref(
+    check: _Checker, value: object, pointer: str, destination_ids: Collection[str] | None
+) -> str | None:
+    ref = check.text(value, pointer)
+    if ref is not None and destination_ids is not None and ref not in destination_ids:
+        known = ", ".join(destination_ids) or "none given"
+        check.add(pointer, f"unknown destination '{ref}'; destinations: {known}")
+        return None
+    return ref
+
+
+def _case(
+    check: _Checker, raw: object, pointer: str, destination_ids: Collection[str] | None
+) -> Case | None:
+    obj = check.mapping(raw, pointer, _CASE_FIELDS)
+    if obj is None:
+        return None
+    for name in ("id", "members", "entry_state", "registered_on"):
+        if name not in obj:
+            check.add(pointer, f"a case needs '{name}'")
+    cid = check.text(obj["id"], _ptr(pointer, "id")) if "id" in obj else None
+    entry = (
+        check.state(obj["entry_state"], _ptr(pointer, "entry_state"))
+        if "entry_state" in obj
+        else None
+    )
+    registered = (
+        check.day(obj["registered_on"], _ptr(pointer, "registered_on"))
+        if "registered_on" in obj
+        else None
+    )
+    members: list[Person] = []
+    raw_members = check.sequence(obj.get("members", []), _ptr(pointer, "members"))
+    if raw_members is not None and "members" in obj and not raw_members:
+        check.add(_ptr(pointer, "members"), "a case needs at least one member")
+    for i, item in enumerate(raw_members or ()):
+        person = _person(check, item, _ptr(pointer, "members", i))
+        if person is not None:
+            members.append(person)
+    links: list[FamilyLink] = []
+    raw_links = check.sequence(obj.get("family_links", []), _ptr(pointer, "family_links"))
+    for i, item in enumerate(raw_links or ()):
+        link = _link(check, item, _ptr(pointer, "family_links", i), destination_ids or ())
+        if link is not None:
+            links.append(link)
+    linked = check.texts(obj, "linked_cases", pointer)
+    preferences: list[str] = []
+    raw_prefs = check.sequence(obj.get("preferences", []), _ptr(pointer, "preferences"))
+    for i, item in enumerate(raw_prefs or ()):
+        where = _ptr(pointer, "preferences", i)
+        ref = _destination_ref(check, item, where, destination_ids)
+        if ref is not None:
+            if ref in preferences:
+                check.add(where, f"'{ref}' is listed twice")
+            else:
+                preferences.append(ref)
+    scores: dict[str, float] = {}
+    raw_scores = check.mapping(obj.get("scores", {}), _ptr(pointer, "scores"))
+    for name, value in (raw_scores or {}).items():
+        where = _ptr(pointer, "scores", str(name))
+        ref = _destination_ref(check, name, where, destination_ids)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            check.add(where, f"expected a number, got {_kind(value)}")
+        elif not math.isfinite(value):
+            check.add(where, f"{value} is not a finite number")
+        elif ref is not None:
+            scores[ref] = float(value)
+    excluded: list[Exclusion] = []
+    raw_excluded = check.sequence(obj.get("excluded", []), _ptr(pointer, "excluded"))
+    for i, item in enumerate(raw_excluded or ()):
+        where = _ptr(pointer, "excluded", i)
+        ex = check.mapping(item, where, _EXCLUSION_FIELDS)
+        if ex is None:
+            continue
+        ref = _destination_ref(check, ex.get("state"), _ptr(where, "state"), destination_ids)
+        reason = check.text(ex.get("reason"), _ptr(where, "reason"))
+        if ref is not None and reason is not None:
+            excluded.append(Exclusion(state=ref, reason=reason))
+    if cid is None or entry is None or registered is None or not members:
+        return None
+    return Case(
+        id=cid,
+        members=tuple(members),
+        entry_state=entry,
+        registered_on=registered,
+        family_links=tuple(links),
+        linked_cases=linked,
+        preferences=tuple(preferences),
+        scores=scores,
+        excluded=tuple(excluded),
+    )
+
+
+def _cases(
+    check: _Checker, data: object, pointer: str, destination_ids: Collection[str] | None
+) -> list[Case]:
+    items = check.sequence(data, pointer)
+    if items is None:
+        return []
+    cases: list[Case] = []
+    case_at: dict[str, int] = {}
+    person_at: dict[str, str] = {}
+    for i, item in enumerate(items):
+        where = _ptr(pointer, i)
+        case = _case(check, item, where, destination_ids)
+        # Duplicate ids are checked on the raw data, so they are found even in a broken case.
+        if isinstance(item, Mapping):
+            cid = item.get("id")
+            if isinstance(cid, str):
+                if cid in case_at:
+                    check.add(
+                        _ptr(where, "id"),
+                        f"case id '{cid}' is already used by {_ptr(pointer, case_at[cid])}",
+                    )
+                else:
+                    case_at[cid] = i
+            members = item.get("members")
+            for j, member in enumerate(members if isinstance(members, list | tuple) else ()):
+                pid = member.get("id") if isinstance(member, Mapping) else None
+                if isinstance(pid, str):
+                    member_ptr = _ptr(where, "members", j)
+                    if pid in person_at:
+                        check.add(
+                            _ptr(member_ptr, "id"),
+                            f"person '{pid}' is already in {person_at[pid]}; "
+                            "a person belongs to exactly one case",
+                        )
+                    else:
+                        person_at[pid] = member_ptr
+        if case is not None:
+            cases.append(case)
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue
+        links = item.get("linked_cases")
+        for j, other in enumerate(links if isinstance(links, list | tuple) else ()):
+            if not isinstance(other, str):
+                continue
+            where = _ptr(pointer, i, "linked_cases", j)
+            if other == item.get("id"):
+                check.add(where, f"case '{other}' is linked to itself")
+            elif other not in case_at:
+                check.add(where, f"linked case '{other}' is not in the input")
+    return cases
+
+
+def _destinations(check: _Checker, data: object, pointer: str) -> list[Destination]:
+    items = check.sequence(data, pointer)
+    if items is None:
+        return []
+    out: list[Destination] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        where = _ptr(pointer, i)
+        obj = check.mapping(item, where, _DESTINATION_FIELDS)
+        if obj is None:
+            continue
+        for name in ("id", "capacity"):
+            if name not in obj:
+                check.add(where, f"a destination needs '{name}'")
+        did = check.text(obj["id"], _ptr(where, "id")) if "id" in obj else None
+        parent: str | None = None
+        if obj.get("parent") is not None:
+            parent = check.state(obj["parent"], _ptr(where, "parent"))
+            if parent is None:
+                did = None
+        elif did is not None and did not in states():
+            check.add(
+                _ptr(where, "id"),
+                f"unknown state '{did}'; a region needs a 'parent' state "
+                '(e.g. {"id": "DE-BY", "parent": "DE"})',
+            )
+            did = None
+        if did is not None:
+            if did in seen:
+                check.add(
+                    _ptr(where, "id"),
+                    f"destination id '{did}' is already used by {_ptr(pointer, seen[did])}",
+                )
+            else:
+                seen[did] = i
+        capacity = None
+        if "capacity" in obj:
+            capacity = check.count(obj["capacity"], _ptr(where, "capacity"), "capacity")
+        services: dict[str, int] = {}
+        raw_services = check.mapping(obj.get("services", {}), _ptr(where, "services"))
+        for name, value in (raw_services or {}).items():
+            spot = _ptr(where, "services", str(name))
+            if name not in SERVICES:
+                check.add(spot, f"unknown service '{name}'; use one of {', '.join(SERVICES)}")
+                continue
+            places = check.count(value, spot, "places")
+            if places is None:
+                continue
+            if capacity is not None and places > capacity:
+                check.add(
+                    spot,
+                    f"{places} {name} places exceed the destination's capacity of {capacity}",
+                )
+                continue
+            services[name] = places
+        languages = check.texts(obj, "languages", where)
+        nationalities = check.texts(obj, "nationalities", where)
+        participating = check.boolean(obj, "participating", where, True)
+        if did is not None and capacity is not None:
+            out.append(
+                Destination(
+                    id=did,
+                    parent=parent,
+                    capacity=capacity,
+                    services=services,
+                    languages=languages,
+                    nationalities=nationalities,
+                    participating=participating,
+                )
+            )
+    return out
+
+
+def parse_cases(data: object, *, destinations: Iterable[str] | None = None) -> list[Case]:
+    """Validate and build the cases of a JSON-like list.
+
+    ``destinations`` (ids) is what preferences, scores and exclusions may name; without it
+    those names are only checked to be non-empty strings. Raises :class:`ValidationError`
+    listing every problem.
+    """
+    check = _Checker()
+    ids = None if destinations is None else list(destinations)
+    cases = _cases(check, data, "", ids)
+    check.raise_if_any()
+    return cases
+
+
+def parse_destinations(data: object) -> list[Destination]:
+    """Validate and build the destinations of a JSON-like list (states, or regions of one)."""
+    check = _Checker()
+    out = _destinations(check, data, "")
+    check.raise_if_any()
+    return out
+
+
+def parse_problem_input(doc: Mapping[str, Any]) -> AllocationInput:
+    """Validate a whole allocation input document (key, ledger, destinations, cases, seed).
+
+    Every problem in every section is reported at once, in one :class:`ValidationError`.
+    """
+    check = _Checker()
+    top = check.mapping(doc, "", _INPUT_FIELDS)
+    if top is None:
+        check.raise_if_any()
+        return AllocationInput({}, {}, (), ())  # pragma: no cover - unreachable
+    key: dict[str, Any] = {}
+    if "key" not in top:
+        check.add("", 'the input needs a \'key\', e.g. {"name": "population"}')
+    else:
+        raw_key = check.mapping(top["key"], "/key")
+        if raw_key is not None:
+            key = dict(raw_key)
+            if "name" in key:
+                check.text(key["name"], "/key/name")
+            if key.get("year") is not None:
+                check.integer(key["year"], "/key/year")
+    for name in ("destinations", "cases"):
+        if name not in top:
+            check.add("", f"the input needs '{name}'")
+    destinations = _destinations(check, top.get("destinations", []), "/destinations")
+    raw_dests = top.get("destinations")
+    ids = [
+        d["id"]
+        for d in (raw_dests if isinstance(raw_dests, list | tuple) else ())
+        if isinstance(d, Mapping) and isinstance(d.get("id"), str)
+    ]
+    cases = _cases(check, top.get("cases", []), "/cases", ids)
+    received: dict[str, int] = {}
+    if top.get("ledger") is not None:
+        ledger = check.mapping(top["ledger"], "/ledger", ("received",))
+        raw_received = check.mapping((ledger or {}).get("received", {}), "/ledger/received")
+        for name, value in (raw_received or {}).items():
+            where = _ptr("/ledger/received", str(name))
+            known = name in ids or check.state(name, where) is not None
+            count = check.count(value, where, "persons received")
+            if known and count is not None:
+                received[str(name)] = count
+    seed = None
+    if top.get("seed") is not None:
+        seed = check.integer(top["seed"], "/seed")
+    check.raise_if_any()
+    return AllocationInput(
+        key=key,
+        received=received,
+        destinations=tuple(destinations),
+        cases=tuple(cases),
+        seed=seed,
+    )
