@@ -99,7 +99,7 @@ def test_shares_table_and_csv_are_readable() -> None:
     csv_out = run("shares", "--total", "1000", "--year", "2015", "--format", "csv")
     assert csv_out.returncode == 0
     lines = csv_out.stdout.splitlines()
-    assert lines[0] == "state,name,share,fair_share,persons,share_exact"
+    assert lines[0] == "state,name,share,fair_share,persons,share_exact,tie_draw"
     assert len(lines) == 29
 
 
@@ -186,7 +186,7 @@ def test_bad_input_exits_2_with_one_line(args: tuple[str, ...], fragment: str) -
         ("unit,weight\nA,1\nA,2\n", "line 3: unit 'A' appears twice"),
         ("unit,weight\nA,x\n", "line 2: weight 'x' is not a number"),
         ("unit,weight\nA,-1\n", "line 2: weight -1 is negative"),
-        ("name,size\nA,1\n", "the header must start unit,weight"),
+        ("name,size\nA,1\n", "the header must be unit,weight"),
         ("unit,weight,min\nA,1,one\n", "line 2: min 'one' is not a whole number"),
         ("unit,weight\nA,1,9\n", "line 2: more fields than the header has"),
         ("unit,weight\n", "no units"),
@@ -231,3 +231,74 @@ def test_help_exits_0() -> None:
     proc = run("--help")
     assert proc.returncode == 0
     assert "shares" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("unit,weight\nA,1e9999\n", "exponent beyond"),
+        ("unit,weight\nA,1e999999999\n", "exponent beyond"),
+        ("unit,weight\nA,1e-999999\n", "exponent beyond"),
+        ("unit,weight\nA," + "9" * 100 + "\n", "more than 60 digits"),
+        ("unit,weight,weight\nA,1,2\n", "a column appears twice"),
+        ('unit,weight\n"A\nB",1\n', "line break"),
+        ("unit,weight,min,max\nA,1,5,2\n", "line 2: min 5 is above max 2"),
+    ],
+)
+def test_hostile_unit_files_exit_2(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "units.csv"
+    path.write_text(content)
+    proc = run("apportion", str(path), "--seats", "3")
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr
+    assert "units.csv" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_spreadsheet_csv_with_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "units.csv"
+    path.write_bytes("\ufeffunit,weight\nA,1\nB,3\n".encode())
+    data = run_json("apportion", str(path), "--seats", "4")
+    assert [r["seats"] for r in data["rows"]] == [1, 3]
+    assert data["input"] == str(path)
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    proc = run("apportion", str(tmp_path), "--seats", "3")
+    assert proc.returncode == 2
+    assert "is a directory" in proc.stderr
+
+
+def test_quota_method_refuses_absurd_house_sizes(tmp_path: Path) -> None:
+    path = tmp_path / "units.csv"
+    path.write_text("unit,weight\nA,1\nB,2\n")
+    proc = run("apportion", str(path), "--seats", "100000000", "--method", "quota")
+    assert proc.returncode == 2
+    assert "limit" in proc.stderr
+    fast = run_json("apportion", str(path), "--seats", "1000000000000", "--method", "webster")
+    assert sum(r["seats"] for r in fast["rows"]) == 10**12
+
+
+def test_csv_output_records_the_tie_draw(tmp_path: Path) -> None:
+    path = tmp_path / "tie.csv"
+    path.write_text("unit,weight\nA,3\nB,3\nC,4\n")
+    proc = run("apportion", str(path), "--seats", "2", "--seed", "7", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith(",tie_draw")
+    assert sum("won seeded lottery (seed 7)" in line for line in lines) == 1
+    assert sum("lost seeded lottery (seed 7)" in line for line in lines) == 1
+
+
+def test_huge_indicator_value_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ind.csv"
+    path.write_text("state,year,indicator,value\nDE,2015,population,1e400\n")
+    proc = run("shares", "--total", "10", "--year", "2015", "--indicators", str(path))
+    assert proc.returncode == 2
+    assert "line 2" in proc.stderr
+
+
+def test_version() -> None:
+    proc = run("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("fairshare ")

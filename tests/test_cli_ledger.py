@@ -99,3 +99,35 @@ def test_ledger_bad_input(tmp_path: Path) -> None:
     assert "line 2: persons 'lots'" in bad_caps.stderr
     missing = run("ledger", "show", str(tmp_path / "nope.json"))
     assert missing.returncode == 2
+
+
+def test_ledger_file_errors_and_permissions(tmp_path: Path) -> None:
+    into_dir = run("ledger", "init", str(tmp_path), "--force")
+    assert into_dir.returncode == 2
+    assert "is a directory" in into_dir.stderr
+    no_folder = run("ledger", "init", str(tmp_path / "nope" / "l.json"))
+    assert no_folder.returncode == 2
+    assert "does not exist" in no_folder.stderr
+    path = tmp_path / "ledger.json"
+    assert run("ledger", "init", str(path), "--year", "2015").returncode == 0
+    path.chmod(0o640)
+    assert run("ledger", "take", str(path), "10").returncode == 0
+    assert path.stat().st_mode & 0o777 == 0o640
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000)
+    proc = run("ledger", "show", str(nested))
+    assert proc.returncode == 2
+    assert "nested.json" in proc.stderr
+    huge = run("ledger", "take", str(path), "1000000000000")
+    assert huge.returncode == 2
+    assert "split the batch" in huge.stderr
+
+
+def test_ledger_counts_file_with_extra_field(tmp_path: Path) -> None:
+    caps = tmp_path / "caps.csv"
+    caps.write_text("state,persons\nDE,5,9\n")
+    path = tmp_path / "ledger.json"
+    assert run("ledger", "init", str(path), "--year", "2015").returncode == 0
+    proc = run("ledger", "take", str(path), "3", "--caps", str(caps))
+    assert proc.returncode == 2
+    assert "line 2: more fields than the header has" in proc.stderr

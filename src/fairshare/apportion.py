@@ -66,6 +66,10 @@ _ZERO_DIVISOR_METHODS = frozenset({"adams", "dean", "huntington-hill"})
 _SEED_HINT = "pass --seed N to break it by a recorded lottery"
 
 
+QUOTA_METHOD_MAX_SEATS = 5_000_000
+"""The quota method is a sequence over house sizes (about 1 s per million seats here)."""
+
+
 def resolve_method(name: str) -> str:
     """Return the canonical name of an apportionment method, given its name or an alias.
 
@@ -337,6 +341,11 @@ def apportion(
     if canonical == "hamilton":
         result = _hamilton(ctx, quota_list, seats)
     elif canonical == "quota":
+        if seats - sum(lo) > QUOTA_METHOD_MAX_SEATS:
+            raise InputError(
+                f"the quota method hands out seats one at a time; {seats:,} seats exceed its "
+                f"limit of {QUOTA_METHOD_MAX_SEATS:,}: use hamilton or a divisor method"
+            )
         result = _quota_method(ctx, fill, lo, hi, seats)
     else:
         result = _divisor(ctx, canonical, fill, lo, hi, seats)

@@ -29,6 +29,7 @@ from fairshare.reference import (
     Indicators,
     bundled_indicators,
     exact_text,
+    parse_number,
     states,
 )
 from fairshare.storage import load_ledger, save_ledger
@@ -40,6 +41,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"fairshare {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Fair, explainable sharing of responsibility for people seeking protection in Europe."""
 
 
 class Format(StrEnum):
@@ -121,6 +138,20 @@ def _shares_payload(result: KeyResult, alloc: Apportionment, method: str) -> dic
     }
 
 
+def _tie_cells(alloc: Apportionment) -> dict[str, str]:
+    """For CSV output: per tied unit, how the recorded lottery treated it."""
+    cells: dict[str, str] = {}
+    for t in alloc.ties:
+        for unit in t.tied:
+            outcome = "won" if unit in t.winners else "lost"
+            note = (
+                f"{outcome} seeded lottery (seed {t.seed}) at seat {t.seat} among "
+                f"{' '.join(t.tied)} ({t.rule})"
+            )
+            cells[unit] = f"{cells[unit]}; {note}" if unit in cells else note
+    return cells
+
+
 def _ties_text(alloc: Apportionment) -> list[str]:
     return [
         f"tie at seat {t.seat} ({t.rule}) among {', '.join(t.tied)} broken by seeded lottery "
@@ -178,7 +209,10 @@ def shares(
     if fmt is Format.csv:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["state", "name", "share", "fair_share", "persons", "share_exact"])
+        writer.writerow(
+            ["state", "name", "share", "fair_share", "persons", "share_exact", "tie_draw"]
+        )
+        ties = _tie_cells(alloc)
         for row in payload["rows"]:
             writer.writerow(
                 [
@@ -188,6 +222,7 @@ def shares(
                     repr(row["fair_share"]),
                     row["persons"],
                     row["share_exact"],
+                    ties.get(row["state"], ""),
                 ]
             )
         sys.stdout.write(out.getvalue())
@@ -249,30 +284,63 @@ def keys_(
 # apportion
 
 
-def _read_units(path: Path) -> tuple[dict[str, Fraction], dict[str, int], dict[str, int]]:
+def _read_csv(
+    path: Path, required: Sequence[str], optional: Sequence[str] = ()
+) -> list[tuple[int, dict[str, str]]]:
+    """Read a small CSV input file: (line number, row) pairs, or one InputError.
+
+    Accepts a UTF-8 byte-order mark (spreadsheet exports); rejects directories, missing or
+    duplicated or unknown columns, rows with extra fields and line breaks inside values.
+    """
     try:
-        text = path.read_text("utf-8")
+        text = path.read_text("utf-8-sig")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory; pass a CSV file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
-    if "unit" not in header or "weight" not in header:
-        raise InputError(f"{path}: the header must start unit,weight (optional: min,max)")
-    extra = set(header) - {"unit", "weight", "min", "max"}
-    if extra:
-        raise InputError(f"{path}: unknown column(s) {', '.join(sorted(extra))}")
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(reader, [])]
+    expected = ",".join(required) + (f"[,{','.join(optional)}]" if optional else "")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(missing)}; the header must be {expected}"
+        )
+    if len(set(header)) != len(header):
+        raise InputError(f"{path}: a column appears twice in the header; it must be {expected}")
+    unknown = [c for c in header if c not in (*required, *optional)]
+    if unknown:
+        raise InputError(
+            f"{path}: unknown column(s) {', '.join(unknown)}; the header must be {expected}"
+        )
+    rows: list[tuple[int, dict[str, str]]] = []
+    problems: list[str] = []
+    for fields in reader:
+        lineno = reader.line_num
+        if not any(f.strip() for f in fields):
+            continue
+        if len(fields) > len(header):
+            problems.append(f"line {lineno}: more fields than the header has")
+            continue
+        if any("\n" in f or "\r" in f for f in fields):
+            problems.append(f"line {lineno}: a value contains a line break")
+            continue
+        padded = [*fields, *[""] * (len(header) - len(fields))]
+        rows.append((lineno, {h: f.strip() for h, f in zip(header, padded, strict=True)}))
+    if problems:
+        raise InputError(f"{path}: " + "; ".join(problems[:20]))
+    return rows
+
+
+def _read_units(path: Path) -> tuple[dict[str, Fraction], dict[str, int], dict[str, int]]:
     weights: dict[str, Fraction] = {}
     minimum: dict[str, int] = {}
     maximum: dict[str, int] = {}
     problems: list[str] = []
-    for lineno, raw in enumerate(reader, start=2):
-        if None in raw:
-            problems.append(f"line {lineno}: more fields than the header has")
-            continue
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        unit = row.get("unit", "")
+    for lineno, row in _read_csv(path, ("unit", "weight"), ("min", "max")):
+        unit = row["unit"]
         if not unit:
             problems.append(f"line {lineno}: unit is empty")
             continue
@@ -280,9 +348,9 @@ def _read_units(path: Path) -> tuple[dict[str, Fraction], dict[str, int], dict[s
             problems.append(f"line {lineno}: unit '{unit}' appears twice")
             continue
         try:
-            weight = Fraction(row.get("weight", ""))
-        except (ValueError, ZeroDivisionError):
-            problems.append(f"line {lineno}: weight '{row.get('weight', '')}' is not a number")
+            weight = parse_number(row["weight"])
+        except ValueError as exc:
+            problems.append(f"line {lineno}: weight {exc}")
             continue
         if weight < 0:
             problems.append(f"line {lineno}: weight {row['weight']} is negative")
@@ -295,6 +363,11 @@ def _read_units(path: Path) -> tuple[dict[str, Fraction], dict[str, int], dict[s
                     target[unit] = int(value)
                 except ValueError:
                     problems.append(f"line {lineno}: {column} '{value}' is not a whole number")
+                    continue
+                if target[unit] < 0:
+                    problems.append(f"line {lineno}: {column} {value} is negative")
+        if unit in minimum and unit in maximum and minimum[unit] > maximum[unit]:
+            problems.append(f"line {lineno}: min {minimum[unit]} is above max {maximum[unit]}")
     if problems:
         raise InputError(f"{path}: " + "; ".join(problems[:20]))
     if not weights:
@@ -343,6 +416,8 @@ def apportion_cmd(
             {
                 "command": "apportion",
                 "fairshare_version": __version__,
+                "input": str(file),
+                "sources": [f"user file {file}"],
                 "method": canonical,
                 "total": seats,
                 "seed": seed,
@@ -355,7 +430,8 @@ def apportion_cmd(
     if fmt is Format.csv:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["unit", "weight", "quota", "seats", "quota_exact"])
+        writer.writerow(["unit", "weight", "quota", "seats", "quota_exact", "tie_draw"])
+        ties = _tie_cells(alloc)
         for row in rows:
             writer.writerow(
                 [
@@ -364,6 +440,7 @@ def apportion_cmd(
                     repr(row["quota"]),
                     row["seats"],
                     row["quota_exact"],
+                    ties.get(str(row["unit"]), ""),
                 ]
             )
         sys.stdout.write(out.getvalue())
@@ -393,30 +470,17 @@ app.add_typer(ledger_app, name="ledger")
 
 def _read_counts(path: Path, what: str) -> dict[str, int]:
     """Read a CSV ``state,persons`` (received so far, or free capacity)."""
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip() for h in reader.fieldnames or []]
-    if header[:2] != ["state", "persons"]:
-        raise InputError(f"{path}: the header must be state,persons ({what})")
     out: dict[str, int] = {}
     problems: list[str] = []
-    for lineno, raw in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-        state = row.get("state", "").upper()
+    for lineno, row in _read_csv(path, ("state", "persons")):
+        state = row["state"].upper()
         try:
-            value = int(row.get("persons", ""))
+            value = int(row["persons"])
         except ValueError:
-            problems.append(
-                f"line {lineno}: persons '{row.get('persons', '')}' is not a whole number"
-            )
+            problems.append(f"line {lineno}: persons '{row['persons']}' is not a whole number")
             continue
         if value < 0:
-            problems.append(f"line {lineno}: persons {value} is negative")
+            problems.append(f"line {lineno}: persons {value} is negative ({what})")
             continue
         if state in out:
             problems.append(f"line {lineno}: state {state} appears twice")
@@ -479,7 +543,8 @@ def _print_ledger(ledger: Ledger, path: Path, batch: BatchResult | None, fmt: Fo
         writer.writerow([*fields, "placed_in_batch"])
         for row in payload["rows"]:
             placed = batch.placed.get(row["state"], 0) if batch else ""
-            writer.writerow([*(row[f] for f in fields), placed])
+            cells = [str(row[f]).lower() if isinstance(row[f], bool) else row[f] for f in fields]
+            writer.writerow([*cells, placed])
         sys.stdout.write(out.getvalue())
         return
     key = ledger.key

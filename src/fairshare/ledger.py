@@ -59,6 +59,9 @@ FORMAT = "fairshare-ledger"
 VERSION = 1
 """The ledger file version this module reads and writes."""
 
+MAX_BATCH = 10_000_000
+"""The most persons one :meth:`Ledger.take` places (a typo guard, not a policy limit)."""
+
 _EXACT = re.compile(r"(0|[1-9][0-9]*)(/[1-9][0-9]*)?")
 
 
@@ -425,6 +428,11 @@ class Ledger:
         ``take(a + b)`` (batch-size invariance).
         """
         n_persons = _check_count(persons, "persons")
+        if n_persons > MAX_BATCH:
+            raise InputError(
+                f"{n_persons:,} persons in one batch exceed the limit of {MAX_BATCH:,} "
+                "(persons are placed one at a time, about 5 s per million): split the batch"
+            )
         batch_caps = _check_counts(caps or {}, self._codes, "caps")
         codes = self._codes
         n = len(codes)
@@ -590,6 +598,8 @@ class Ledger:
                 f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
                 "the file is damaged, restore it from a backup"
             ) from None
+        except (RecursionError, ValueError) as exc:
+            raise InputError(f"{source}: not a ledger file ({type(exc).__name__})") from None
         return _parse(data, source)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "bundled_indicators",
     "group_members",
     "monthly_applicants",
+    "parse_number",
     "read_data_file",
     "resolve_states",
     "states",
@@ -304,8 +305,37 @@ def exact_text(x: Fraction) -> str:
     return f"{sign}{digits[:-places]}.{digits[-places:]}"
 
 
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE]([+-]?\d+))?$|^[+-]?\d+/\d+$")
+MAX_DIGITS = 60
+MAX_EXPONENT = 60
+
+
+def parse_number(text: str) -> Fraction:
+    """Parse a decimal (``184351.3``, ``1.5e6``) or a ratio (``2/3``) exactly.
+
+    Bounded, so that a typo such as ``1e999999999`` is an error rather than a number with a
+    billion digits: at most 60 digits and exponents within ±60. Raises :class:`ValueError`.
+
+    >>> parse_number("0.4"), parse_number("2/3"), parse_number("1.5e3")
+    (Fraction(2, 5), Fraction(2, 3), Fraction(1500, 1))
+    """
+    clean = text.strip().replace("_", "")
+    match = _NUMBER.match(clean)
+    if not match:
+        raise ValueError(f"'{text}' is not a number")
+    if sum(ch.isdigit() for ch in clean.split("e")[0].split("E")[0]) > MAX_DIGITS:
+        raise ValueError(f"'{text}' has more than {MAX_DIGITS} digits")
+    exponent = match.group(4)
+    if exponent is not None and abs(int(exponent)) > MAX_EXPONENT:
+        raise ValueError(f"'{text}' has an exponent beyond ±{MAX_EXPONENT}")
+    try:
+        return Fraction(clean)
+    except ZeroDivisionError:
+        raise ValueError(f"'{text}' divides by zero") from None
+
+
 def _parse_number(text: str) -> Fraction:
-    return Fraction(text.strip().replace("_", ""))
+    return parse_number(text)
 
 
 class Indicators:
@@ -422,8 +452,8 @@ def parse_indicator_csv(text: str, origin: str) -> dict[tuple[str, str, int], Da
             continue
         try:
             value = _parse_number(row.get("value", ""))
-        except (ValueError, ZeroDivisionError):
-            problems.append(f"line {lineno}: value '{row.get('value', '')}' is not a number")
+        except ValueError as exc:
+            problems.append(f"line {lineno}: value {exc}")
             continue
         if value < 0:
             problems.append(f"line {lineno}: value {row['value']} is negative")
