@@ -250,3 +250,181 @@ def test_builtin_keys_carry_legal_references() -> None:
     assert "2024/1351" in keys["pact2024"].reference
     for key in keys.values():
         assert sum(t.weight for t in key.terms) == 1
+
+
+_POP = "terms:\n  - {indicator: population, weight: 1}\n"
+_CAPPED = (
+    "terms:\n  - {name: population, indicator: population, weight: 0.5}\n"
+    "  - {name: gdp, indicator: gdp, weight: 0.5, inverse: true, cap: 0.3}\n"
+    "cap_basis: [population]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        # Finding 1: only real booleans.
+        (
+            "terms:\n  - {indicator: population, weight: 1, inverse: 'no'}\n",
+            "terms[0].inverse: expected true or false, got 'no'",
+        ),
+        (
+            "terms:\n  - {indicator: population, weight: 1, per_million: 'false'}\n",
+            "terms[0].per_million: expected true or false",
+        ),
+        ("terms:\n  - {indicator: population, weight: 1, inverse: 1}\n", "inverse: expected"),
+        # Finding 2: values.
+        (
+            _CAPPED.replace("cap: 0.3", "cap: -0.3") + "redistribution: {population: 1}\n",
+            "cap must be positive",
+        ),
+        (
+            _CAPPED.replace("cap: 0.3", "cap: 0") + "redistribution: {population: 1}\n",
+            "cap must be positive",
+        ),
+        (_CAPPED + "redistribution: [1]\n", "redistribution: expected a mapping"),
+        (
+            _CAPPED.replace("[population]", "[population, gdp]")
+            + "redistribution: {population: 1.5, gdp: -0.5}\n",
+            "redistribution.gdp must not be negative",
+        ),
+        (_CAPPED + "redistribution: {population: 0.5}\n", "redistribution: weights must sum to 1"),
+        (
+            _CAPPED.replace("cap_basis: [population]", "cap_basis: population")
+            + "redistribution: {population: 1}\n",
+            "cap_basis: expected a list",
+        ),
+        (_POP + "exclude: [1]\n", "exclude: expected a comma list"),
+        (_POP + "exclude: {DE: 1}\n", "exclude: expected a comma list"),
+        (_POP + "adopted: 12\n", "adopted: expected a date"),
+        (_POP + "adopted: '2015-13-45'\n", "adopted: expected a date"),
+        (_POP + "adopted: 2015-13-45\n", "not a valid key file"),
+        (_POP + "proposed: soon\n", "proposed: expected a date"),
+        (_POP + "name: [a]\n", "'name' must be a non-empty text"),
+        (_POP + "name: ''\n", "'name' must be a non-empty text"),
+        (_POP + "title: [a]\n", "title: expected text"),
+        (_POP + "reference: {a: 1}\n", "reference: expected text"),
+        (_POP + "participants: 5\n", "participants: expected a comma list"),
+        (_POP + "participants: ''\n", "participants: no participating states"),
+        (_POP + "participants: [DE, 3]\n", "participants: expected a comma list"),
+        ("terms:\n  - {name: [a], indicator: population, weight: 1}\n", "terms[0].name"),
+        ("terms:\n  - {indicator: population, weight: [1]}\n", "terms[0].weight: expected"),
+        ("1: x\n" + _POP, "unknown field(s) 1"),
+    ],
+)
+def test_bad_key_file_values(tmp_path: Path, body: str, fragment: str) -> None:
+    path = tmp_path / "k.yaml"
+    path.write_text(body)
+    with pytest.raises(InputError, match=r"k\.yaml") as info:
+        load_key(str(path))
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+    if "name" not in fragment and "not a valid" not in fragment:
+        assert "key 'k'" in message
+
+
+def test_bad_key_json_dates(tmp_path: Path) -> None:
+    path = tmp_path / "k.json"
+    path.write_text(
+        '{"adopted": "2015-13-45", "terms": [{"indicator": "population", "weight": 1}]}'
+    )
+    with pytest.raises(InputError, match=r"k\.json: key 'k'\.adopted: expected a date"):
+        load_key(str(path))
+
+
+def test_key_file_booleans_dates_and_exclude_string(tmp_path: Path) -> None:
+    path = tmp_path / "k.yaml"
+    path.write_text(
+        "name: mine\nadopted: 2015-09-22\nexclude: DE, FR\nparticipants: EU28\n"
+        "terms:\n  - {indicator: population, weight: 1, inverse: false}\n"
+    )
+    definition = load_key(str(path))
+    assert definition.exclude == ("DE", "FR")
+    assert definition.adopted is not None
+    assert definition.adopted.isoformat() == "2015-09-22"
+    assert definition.terms[0].inverse is False
+    result = compute_key(definition, year=2015)
+    assert "DE" not in result.states
+    assert "FR" not in result.states
+    assert len(result.states) == 26
+
+
+def test_missing_years_zero_only_before_accession(tmp_path: Path) -> None:
+    """A unit without 2010 asylum data that is not a later EU entrant is an error."""
+    lines = ["state,year,indicator,value"]
+    for y in range(2010, 2015):
+        lines.append(f"XX,{y},population,1000000")
+    for y in range(2011, 2015):  # no 2010 asylum data
+        lines.append(f"XX,{y},asylum_applicants,100")
+    lines += ["XX,2014,gdp,50000", "XX,2014,unemployment,5"]
+    data = tmp_path / "xx.csv"
+    data.write_text("\n".join(lines) + "\n")
+    table = bundled_indicators().with_file(data)
+    with pytest.raises(DataNotAvailableError, match="asylum_applicants for XX in 2010"):
+        compute_key("eu2015", participants="DE,XX", indicators=table)
+    # With the 2010 value supplied the same key works.
+    data.write_text("\n".join([*lines, "XX,2010,asylum_applicants,100"]) + "\n")
+    result = compute_key(
+        "eu2015", participants="DE,XX", indicators=bundled_indicators().with_file(data)
+    )
+    assert sum(result.shares.values()) == 1
+
+
+def test_missing_years_zero_for_croatia_before_2013() -> None:
+    result = compute_key("eu2015")
+    hr_years = {
+        d.year for d in result.inputs if d.indicator == "asylum_applicants" and d.state == "HR"
+    }
+    assert hr_years == {2013, 2014}
+    assert result.shares["HR"] > 0
+
+
+def test_year_dependent_group_resolved_for_the_data_year(tmp_path: Path) -> None:
+    result = compute_key("population", participants="EU")
+    assert result.year == 2018
+    assert len(result.states) == 28
+    assert "UK" in result.states
+    lines = ["state,year,indicator,value"]
+    for code in [*group_members("EU27"), "UK"]:
+        lines.append(f"{code},2021,population,1000")
+    data = tmp_path / "pop2021.csv"
+    data.write_text("\n".join(lines) + "\n")
+    table = bundled_indicators().with_file(data)
+    result = compute_key("population", participants="EU", indicators=table)
+    assert result.year == 2021
+    assert sorted(result.states) == group_members("EU27")
+    assert "UK" not in result.states
+    assert all(share == Fraction(1, 27) for share in result.shares.values())
+
+
+def test_eu2015_reference_names_decision_and_both_proposals() -> None:
+    reference = builtin_keys()["eu2015"].reference
+    assert "2015/1601" in reference
+    assert "COM(2015) 451" in reference
+    assert "COM(2015) 450" in reference
+    assert "COM(2015) 450/451" not in reference
+    docs = " ".join((Path(__file__).parents[1] / "docs" / "keys.md").read_text("utf-8").split())
+    assert "COM(2015) 450/451" not in docs
+    assert "years before the state's accession count as zero applications" in docs
+
+
+def test_zero_share_is_an_error_naming_the_state(tmp_path: Path) -> None:
+    data = tmp_path / "zero.csv"
+    data.write_text("state,year,indicator,value\nMT,2015,population,0\n")
+    table = bundled_indicators().with_file(data)
+    with pytest.raises(InputError, match=r"share of MT in 2015 is exactly zero.*--exclude"):
+        compute_key("population", year=2015, participants="DE,FR,MT", indicators=table)
+    # A zero in one term is fine when another term gives the state weight.
+    result = compute_key("pact2024", year=2015, participants="DE,FR,MT", indicators=table)
+    assert result.components["population"]["MT"] == 0
+    assert result.shares["MT"] > 0
+
+
+@pytest.mark.parametrize("name", ["population", "eu2015", "eu2015-may", "pact2024"])
+@pytest.mark.parametrize("participants", [None, "EU28", "DE,MT,LU,CY"])
+def test_shares_are_never_negative(name: str, participants: str | None) -> None:
+    year = 2014 if participants is not None else None
+    result = compute_key(name, year=year, participants=participants)
+    assert all(share > 0 for share in result.shares.values())
+    assert sum(result.shares.values()) == 1

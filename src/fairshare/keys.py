@@ -4,7 +4,9 @@ A key is policy, so it is data (``rules/keys.yaml``, or a user's own YAML/JSON f
 legal reference; this module only evaluates it. The built-in keys:
 
 * ``population`` — the petition's key: population share of the participating states.
-* ``eu2015`` — the relocation key of Council Decision (EU) 2015/1601 (COM(2015) 450/451):
+* ``eu2015`` — the relocation key of Council Decision (EU) 2015/1601 (adopted on the
+  Commission proposal COM(2015) 451); the key's formula as set out in the Annex of COM(2015) 450
+  (the proposed permanent crisis relocation mechanism amending Dublin III):
   40% population, 40% GDP, 10% inverse asylum applications per million (2010–2014 mean),
   10% inverse unemployment; each inverse term capped at 0.30 × (population share + GDP
   share), the capped remainder redistributed 50/50 by population and GDP.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from fractions import Fraction
 from functools import cache
 from importlib import resources
@@ -36,7 +38,8 @@ from typing import Any
 import yaml
 
 from fairshare.errors import DataNotAvailableError, InputError
-from fairshare.reference import Datum, Indicators, bundled_indicators, resolve_states
+from fairshare.reference import Datum, Indicators, bundled_indicators, parse_number, resolve_states
+from fairshare.reference import states as known_states
 
 __all__ = [
     "KeyDefinition",
@@ -137,13 +140,51 @@ class KeyResult:
 
 
 def _fraction(value: Any, where: str) -> Fraction:
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise InputError(f"{where}: expected a number, got {value!r}")
     try:
-        # str() of a float is its shortest repr: 0.4 -> "0.4" -> 2/5 exactly.
-        return Fraction(str(value))
-    except (ValueError, ZeroDivisionError):
-        raise InputError(f"{where}: '{value}' is not a number") from None
+        # str() of a float is its shortest repr: 0.4 -> "0.4" -> 2/5 exactly. Bounded parsing:
+        # a typo such as 1e999999999 is an error, not a billion-digit number.
+        return parse_number(str(value))
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise InputError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _text(spec: Mapping[str, Any], name: str, default: str, where: str) -> str:
+    value = spec.get(name, default)
+    if value is None:
+        value = default
+    if not isinstance(value, str):
+        raise InputError(f"{where}.{name}: expected text, got {value!r}")
+    return " ".join(value.split())
+
+
+def _codes(value: Any, where: str) -> list[str]:
+    """A comma list (``"DE, FR"``) or a list of strings, as stripped codes."""
+    if isinstance(value, str):
+        return [p.strip() for p in value.split(",") if p.strip()]
+    if isinstance(value, list) and all(isinstance(p, str) and p.strip() for p in value):
+        return [p.strip() for p in value]
+    raise InputError(f"{where}: expected a comma list or a list of state codes, got {value!r}")
+
+
+def _date_field(value: Any, where: str) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if value is None or isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InputError(f"{where}: expected a date (YYYY-MM-DD) or null, got {value!r}")
 
 
 def _int(value: Any, where: str) -> int:
@@ -176,7 +217,7 @@ def parse_key(name: str, spec: Mapping[str, Any], origin: str = "built-in") -> K
     where = f"{origin}: key '{name}'"
     if not isinstance(spec, Mapping):
         raise InputError(f"{where}: expected a mapping of fields")
-    unknown = set(spec) - _KEY_FIELDS
+    unknown = {str(k) for k in spec} - _KEY_FIELDS
     if unknown:
         raise InputError(
             f"{where}: unknown field(s) {', '.join(sorted(unknown))}; "
@@ -190,7 +231,7 @@ def parse_key(name: str, spec: Mapping[str, Any], origin: str = "built-in") -> K
         tw = f"{where}, terms[{i}]"
         if not isinstance(raw, Mapping):
             raise InputError(f"{tw}: expected a mapping with indicator and weight")
-        bad = set(raw) - _TERM_FIELDS
+        bad = {str(k) for k in raw} - _TERM_FIELDS
         if bad:
             raise InputError(f"{tw}: unknown field(s) {', '.join(sorted(bad))}")
         indicator = raw.get("indicator")
@@ -202,17 +243,22 @@ def parse_key(name: str, spec: Mapping[str, Any], origin: str = "built-in") -> K
         span = _int(raw.get("span", 1), f"{tw}.span")
         if span < 1:
             raise InputError(f"{tw}.span must be at least 1")
-        cap = raw.get("cap")
+        term_name = raw.get("name", indicator)
+        if not isinstance(term_name, str) or not term_name.strip():
+            raise InputError(f"{tw}.name: expected a non-empty text, got {term_name!r}")
+        cap = None if raw.get("cap") is None else _fraction(raw.get("cap"), f"{tw}.cap")
+        if cap is not None and cap <= 0:
+            raise InputError(f"{tw}.cap must be positive, got {raw.get('cap')!r}")
         terms.append(
             Term(
-                name=str(raw.get("name", indicator)),
+                name=term_name,
                 indicator=indicator,
                 weight=weight,
-                inverse=bool(raw.get("inverse", False)),
-                per_million=bool(raw.get("per_million", False)),
+                inverse=_bool(raw.get("inverse", False), f"{tw}.inverse"),
+                per_million=_bool(raw.get("per_million", False), f"{tw}.per_million"),
                 offset=_int(raw.get("offset", 0), f"{tw}.offset"),
                 span=span,
-                cap=None if cap is None else _fraction(cap, f"{tw}.cap"),
+                cap=cap,
             )
         )
     names = [t.name for t in terms]
@@ -221,16 +267,32 @@ def parse_key(name: str, spec: Mapping[str, Any], origin: str = "built-in") -> K
     total = sum((t.weight for t in terms), Fraction(0))
     if total != 1:
         raise InputError(f"{where}: term weights must sum to 1, they sum to {total}")
-    cap_basis = tuple(str(x) for x in spec.get("cap_basis", ()) or ())
-    redistribution = {
-        str(k): _fraction(v, f"{where}.redistribution.{k}")
-        for k, v in (spec.get("redistribution") or {}).items()
-    }
+    raw_basis = spec.get("cap_basis") or []
+    if not isinstance(raw_basis, list) or not all(isinstance(x, str) for x in raw_basis):
+        raise InputError(f"{where}.cap_basis: expected a list of term names, got {raw_basis!r}")
+    cap_basis = tuple(raw_basis)
+    raw_redistribution = spec.get("redistribution") or {}
+    if not isinstance(raw_redistribution, Mapping):
+        raise InputError(
+            f"{where}.redistribution: expected a mapping of term names to weights, "
+            f"got {raw_redistribution!r}"
+        )
+    redistribution: dict[str, Fraction] = {}
+    for k, v in raw_redistribution.items():
+        weight = _fraction(v, f"{where}.redistribution.{k}")
+        if weight < 0:
+            raise InputError(f"{where}.redistribution.{k} must not be negative, got {v!r}")
+        redistribution[str(k)] = weight
+    if redistribution and sum(redistribution.values(), Fraction(0)) != 1:
+        raise InputError(
+            f"{where}.redistribution: weights must sum to 1, "
+            f"they sum to {sum(redistribution.values(), Fraction(0))}"
+        )
     for ref in (*cap_basis, *redistribution):
         if ref not in names:
             raise InputError(f"{where}: '{ref}' in cap_basis/redistribution is not a term name")
     has_cap = any(t.cap is not None for t in terms)
-    if has_cap and (not cap_basis or sum(redistribution.values(), Fraction(0)) != 1):
+    if has_cap and (not cap_basis or not redistribution):
         raise InputError(
             f"{where}: a capped term needs cap_basis and redistribution weights summing to 1"
         )
@@ -242,27 +304,27 @@ def parse_key(name: str, spec: Mapping[str, Any], origin: str = "built-in") -> K
     missing = spec.get("missing_years", "error")
     if missing not in ("error", "zero"):
         raise InputError(f"{where}.missing_years must be 'error' or 'zero'")
-    adopted = spec.get("adopted")
-    if isinstance(adopted, str):
-        adopted = date.fromisoformat(adopted)
-    participants = spec.get("participants", "EU28")
-    if isinstance(participants, list):
-        participants = ",".join(str(p) for p in participants)
+    adopted = _date_field(spec.get("adopted"), f"{where}.adopted")
+    _date_field(spec.get("proposed"), f"{where}.proposed")
+    participants = _codes(spec.get("participants", "EU28"), f"{where}.participants")
+    if not participants:
+        raise InputError(f"{where}.participants: no participating states given")
+    exclude = _codes(spec.get("exclude") or [], f"{where}.exclude")
     return KeyDefinition(
         name=name,
-        title=str(spec.get("title", name)),
-        description=" ".join(str(spec.get("description", "")).split()),
-        reference=" ".join(str(spec.get("reference", "")).split()),
+        title=_text(spec, "title", name, where) or name,
+        description=_text(spec, "description", "", where),
+        reference=_text(spec, "reference", "", where),
         terms=tuple(terms),
-        participants=str(participants),
-        exclude=tuple(str(x) for x in spec.get("exclude", ()) or ()),
-        participants_note=" ".join(str(spec.get("participants_note", "")).split()),
+        participants=",".join(participants),
+        exclude=tuple(exclude),
+        participants_note=_text(spec, "participants_note", "", where),
         reference_year=reference_year,
         missing_years=str(missing),
-        missing_years_note=" ".join(str(spec.get("missing_years_note", "")).split()),
+        missing_years_note=_text(spec, "missing_years_note", "", where),
         cap_basis=cap_basis,
         redistribution=redistribution,
-        adopted=adopted if isinstance(adopted, date) else None,
+        adopted=adopted,
         origin=origin,
     )
 
@@ -293,14 +355,18 @@ def load_key(name_or_path: str) -> KeyDefinition:
     try:
         text = path.read_text("utf-8")
         raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        # ValueError covers json.JSONDecodeError, UnicodeDecodeError and PyYAML's
+        # impossible dates (``adopted: 2015-13-45``).
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: not a valid key file ({first})") from None
     if not isinstance(raw, dict):
         raise InputError(f"{path}: a key file must hold a mapping with 'terms'")
     raw = dict(raw)
-    name = str(raw.pop("name", path.stem))
-    return parse_key(name, raw, origin=str(path))
+    name = raw.pop("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"{path}: field 'name' must be a non-empty text, got {name!r}")
+    return parse_key(name.strip(), raw, origin=str(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,6 +376,14 @@ def load_key(name_or_path: str) -> KeyDefinition:
 def _normalise(values: Mapping[str, Fraction]) -> dict[str, Fraction]:
     total = sum(values.values(), Fraction(0))
     return {s: v / total for s, v in values.items()}
+
+
+def _before_accession(state: str, year: int) -> bool:
+    """True if ``state`` was not an EU member at any time in ``year`` (it acceded later)."""
+    known = known_states().get(state)
+    if known is None or known.eu_from is None:
+        return False
+    return date(year, 12, 31) < known.eu_from
 
 
 def _term_values(
@@ -329,7 +403,7 @@ def _term_values(
             try:
                 datum = indicators.get(term.indicator, state, y)
             except DataNotAvailableError:
-                if key.missing_years == "zero" and term.span > 1:
+                if key.missing_years == "zero" and term.span > 1 and _before_accession(state, y):
                     continue
                 raise
             inputs.append(datum)
@@ -363,6 +437,19 @@ def _resolve_year(key: KeyDefinition, states: Sequence[str], indicators: Indicat
     )
 
 
+def _provisional_year(key: KeyDefinition, indicators: Indicators) -> int:
+    """The latest year for which every term's indicator exists at all (for any unit)."""
+    candidates = [
+        years[-1] - term.offset for term in key.terms if (years := indicators.years(term.indicator))
+    ]
+    if not candidates:
+        first = key.terms[0].indicator
+        raise DataNotAvailableError(
+            f"key '{key.name}': no data for {first}; pass --indicators FILE and --year"
+        )
+    return min(candidates)
+
+
 def compute_key(
     key: KeyDefinition | str,
     *,
@@ -378,28 +465,40 @@ def compute_key(
     ``eu2015`` the year of the act's inputs, 2014; for ``population`` the latest bundled year).
     Shares are renormalised over the participants actually used, so they always sum to 1.
 
-    The capping rule (Decision (EU) 2015/1601, following COM(2015) 450): a capped term's share
-    for state d is at most ``cap × Σ_b share_{b,d}`` over the ``cap_basis`` terms b; the total
-    weight the caps remove is redistributed as ``Σ_b redistribution_b × share_{b,d}``.
+    The capping rule (Decision (EU) 2015/1601; formula as in COM(2015) 450, Annex): a capped
+    term's share for state d is at most ``cap × Σ_b share_{b,d}`` over the ``cap_basis`` terms
+    b; the total weight the caps remove is redistributed as ``Σ_b redistribution_b × share_{b,d}``.
     """
     definition = load_key(key) if isinstance(key, str) else key
     table = indicators if indicators is not None else bundled_indicators()
     extra = table.units()
-    if participants is None:
-        states = resolve_states(
-            definition.participants,
-            year or definition.reference_year or 2015,
-            exclude=[*definition.exclude, *exclude],
-            extra_units=extra,
-        )
+    spec = definition.participants if participants is None else participants
+    excluded = [*definition.exclude, *exclude] if participants is None else list(exclude)
+
+    def resolve(at: int) -> list[str]:
+        return resolve_states(spec, at, exclude=excluded, extra_units=extra)
+
+    fixed_year = year if year is not None else definition.reference_year
+    if fixed_year is not None:
+        states = resolve(fixed_year)
+        ref_year = fixed_year
     else:
-        states = resolve_states(
-            participants,
-            year or definition.reference_year or 2015,
-            exclude=exclude,
-            extra_units=extra,
-        )
-    ref_year = year if year is not None else _resolve_year(definition, states, table)
+        # `latest`: groups such as EU and DUBLIN depend on the year, and the year depends on
+        # the participants' data. Start from the latest year any input exists, resolve the
+        # participants there, and re-resolve until the membership year is the data year.
+        ref_year = _provisional_year(definition, table)
+        for _ in range(4):
+            states = resolve(ref_year)
+            data_year = _resolve_year(definition, states, table)
+            if data_year == ref_year:
+                break
+            ref_year = data_year
+        else:
+            shown = spec if isinstance(spec, str) else ",".join(spec)
+            raise InputError(
+                f"key '{definition.name}': the participants ({shown}) and the latest year with "
+                "all inputs do not settle on one year; pass --year"
+            )
     inputs: list[Datum] = []
     components: dict[str, dict[str, Fraction]] = {}
     for term in definition.terms:
@@ -435,7 +534,15 @@ def compute_key(
         if ident not in seen:
             seen.add(ident)
             unique.append(datum)
+    zero = [s for s, v in shares.items() if v == 0]
+    if zero:
+        raise InputError(
+            f"key '{definition.name}' ({definition.origin}): the share of {', '.join(zero)} in "
+            f"{ref_year} is exactly zero (its input values give it no weight); exclude them with "
+            "--exclude or supply data with --indicators"
+        )
     assert sum(shares.values()) == 1
+    assert all(v > 0 for v in shares.values())
     return KeyResult(
         key=definition,
         year=ref_year,
