@@ -99,19 +99,25 @@ def _percent(x: Fraction, places: int = 3) -> str:
 # shares
 
 
+def _share_cells(state: str, share: Fraction, fair: Fraction) -> dict[str, Any]:
+    """The leading fields of every per-state row: code, name, share and fair share."""
+    return {
+        "state": state,
+        "name": _state_name(state),
+        "share": float(share),
+        "share_exact": exact_text(share),
+        "fair_share": float(fair),
+        "fair_share_exact": exact_text(fair),
+    }
+
+
 def _shares_payload(result: KeyResult, alloc: Apportionment, method: str) -> dict[str, Any]:
     rows = []
     for state in result.states:
         share = result.shares[state]
-        fair = share * alloc.total
         rows.append(
             {
-                "state": state,
-                "name": _state_name(state),
-                "share": float(share),
-                "share_exact": exact_text(share),
-                "fair_share": float(fair),
-                "fair_share_exact": exact_text(fair),
+                **_share_cells(state, share, share * alloc.total),
                 "persons": alloc.seats[state],
                 "capped_terms": list(result.capped.get(state, ())),
             }
@@ -495,16 +501,10 @@ def _ledger_rows(ledger: Ledger) -> list[dict[str, Any]]:
     caps = ledger.caps
     rows = []
     for state, share in ledger.shares.items():
-        fair = ledger.fair_share(state)
         deviation = ledger.deviation(state)
         rows.append(
             {
-                "state": state,
-                "name": _state_name(state),
-                "share": float(share),
-                "share_exact": exact_text(share),
-                "fair_share": float(fair),
-                "fair_share_exact": exact_text(fair),
+                **_share_cells(state, share, ledger.fair_share(state)),
                 "received": ledger.received[state],
                 "deviation": float(deviation),
                 "deviation_exact": str(deviation),
