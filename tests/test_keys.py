@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from fairshare.errors import DataNotAvailableError, InputError, UnknownStateError
-from fairshare.keys import builtin_keys, compute_key, load_key
+from fairshare.keys import builtin_keys, compute_key
 from fairshare.reference import bundled_indicators, group_members, read_data_file
+from fairshare.storage import load_key, with_indicator_file
 
 
 def _published() -> dict[str, dict[str, str]]:
@@ -128,7 +129,7 @@ def test_missing_value_says_where_and_what_to_pass() -> None:
 def test_user_indicator_file_overrides(tmp_path: Path) -> None:
     path = tmp_path / "extra.csv"
     path.write_text("state,year,indicator,value\nLI,2014,unemployment,2.5\n")
-    table = bundled_indicators().with_file(path)
+    table = with_indicator_file(bundled_indicators(), path)
     assert table.get("unemployment", "LI", 2014).value == Fraction(5, 2)
     assert "extra.csv" in table.get("unemployment", "LI", 2014).source
 
@@ -147,7 +148,7 @@ def test_bad_indicator_files(tmp_path: Path, content: str, fragment: str) -> Non
     path = tmp_path / "bad.csv"
     path.write_text(content)
     with pytest.raises(InputError, match=r"bad\.csv") as info:
-        bundled_indicators().with_file(path)
+        with_indicator_file(bundled_indicators(), path)
     assert fragment in str(info.value)
 
 
@@ -181,7 +182,7 @@ def test_custom_key_expresses_koenigstein_style_weights(tmp_path: Path) -> None:
     )
     definition = load_key(str(key))
     assert definition.name == "koenigstein"
-    result = compute_key(definition, indicators=bundled_indicators().with_file(data))
+    result = compute_key(definition, indicators=with_indicator_file(bundled_indicators(), data))
     assert len(result.states) == 16
     pops = {c: Fraction(r["pop_end2014"]) for c, r in zip(codes, rows, strict=True)}
     total = sum(pops.values())
@@ -205,7 +206,7 @@ def test_swiss_cantonal_key_as_a_population_key(tmp_path: Path) -> None:
         "population",
         year=2012,
         participants=codes,
-        indicators=bundled_indicators().with_file(data),
+        indicators=with_indicator_file(bundled_indicators(), data),
     )
     assert len(result.states) == 26
     for code, row in zip(codes, rows, strict=True):
@@ -360,13 +361,13 @@ def test_missing_years_zero_only_before_accession(tmp_path: Path) -> None:
     lines += ["XX,2014,gdp,50000", "XX,2014,unemployment,5"]
     data = tmp_path / "xx.csv"
     data.write_text("\n".join(lines) + "\n")
-    table = bundled_indicators().with_file(data)
+    table = with_indicator_file(bundled_indicators(), data)
     with pytest.raises(DataNotAvailableError, match="asylum_applicants for XX in 2010"):
         compute_key("eu2015", participants="DE,XX", indicators=table)
     # With the 2010 value supplied the same key works.
     data.write_text("\n".join([*lines, "XX,2010,asylum_applicants,100"]) + "\n")
     result = compute_key(
-        "eu2015", participants="DE,XX", indicators=bundled_indicators().with_file(data)
+        "eu2015", participants="DE,XX", indicators=with_indicator_file(bundled_indicators(), data)
     )
     assert sum(result.shares.values()) == 1
 
@@ -390,7 +391,7 @@ def test_year_dependent_group_resolved_for_the_data_year(tmp_path: Path) -> None
         lines.append(f"{code},2021,population,1000")
     data = tmp_path / "pop2021.csv"
     data.write_text("\n".join(lines) + "\n")
-    table = bundled_indicators().with_file(data)
+    table = with_indicator_file(bundled_indicators(), data)
     result = compute_key("population", participants="EU", indicators=table)
     assert result.year == 2021
     assert sorted(result.states) == group_members("EU27")
@@ -412,7 +413,7 @@ def test_eu2015_reference_names_decision_and_both_proposals() -> None:
 def test_zero_share_is_an_error_naming_the_state(tmp_path: Path) -> None:
     data = tmp_path / "zero.csv"
     data.write_text("state,year,indicator,value\nMT,2015,population,0\n")
-    table = bundled_indicators().with_file(data)
+    table = with_indicator_file(bundled_indicators(), data)
     with pytest.raises(InputError, match=r"share of MT in 2015 is exactly zero.*--exclude"):
         compute_key("population", year=2015, participants="DE,FR,MT", indicators=table)
     # A zero in one term is fine when another term gives the state weight.

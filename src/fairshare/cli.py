@@ -23,7 +23,7 @@ from rich.table import Table
 from fairshare import __version__
 from fairshare.apportion import Apportionment, apportion, resolve_method
 from fairshare.errors import FairshareError, InputError
-from fairshare.keys import KeyResult, builtin_keys, compute_key, load_key
+from fairshare.keys import KeyResult, builtin_keys, compute_key
 from fairshare.ledger import BatchResult, Ledger
 from fairshare.reference import (
     Indicators,
@@ -32,7 +32,13 @@ from fairshare.reference import (
     parse_number,
     states,
 )
-from fairshare.storage import load_ledger, save_ledger
+from fairshare.storage import (
+    load_key,
+    load_ledger,
+    read_text,
+    save_ledger,
+    with_indicator_file,
+)
 
 app = typer.Typer(
     name="fairshare",
@@ -78,7 +84,7 @@ def _dump_json(data: Mapping[str, Any]) -> None:
 def _indicators(files: Sequence[Path] | None) -> Indicators:
     table = bundled_indicators()
     for path in files or ():
-        table = table.with_file(path)
+        table = with_indicator_file(table, path)
     return table
 
 
@@ -298,15 +304,7 @@ def _read_csv(
     Accepts a UTF-8 byte-order mark (spreadsheet exports); rejects directories, missing or
     duplicated or unknown columns, rows with extra fields and line breaks inside values.
     """
-    try:
-        text = path.read_text("utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory; pass a CSV file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(read_text(path, "file")))
     header = [h.strip() for h in next(reader, [])]
     expected = ",".join(required) + (f"[,{','.join(optional)}]" if optional else "")
     missing = [c for c in required if c not in header]

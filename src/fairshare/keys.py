@@ -32,7 +32,6 @@ from datetime import date, datetime
 from fractions import Fraction
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -47,6 +46,7 @@ __all__ = [
     "Term",
     "builtin_keys",
     "compute_key",
+    "key_from_text",
     "load_key",
     "parse_key",
 ]
@@ -337,36 +337,37 @@ def builtin_keys() -> dict[str, KeyDefinition]:
     return {name: parse_key(name, spec) for name, spec in raw.items()}
 
 
-def load_key(name_or_path: str) -> KeyDefinition:
-    """A built-in key by name, or a custom key from a YAML or JSON file.
-
-    A custom file holds one key: the same fields as an entry of ``rules/keys.yaml``, plus an
-    optional ``name``.
-    """
+def load_key(name: str) -> KeyDefinition:
+    """A built-in key by name (key files: :func:`fairshare.storage.load_key`)."""
     keys = builtin_keys()
-    if name_or_path in keys:
-        return keys[name_or_path]
-    path = Path(name_or_path)
-    if not path.suffix or not path.exists():
-        raise InputError(
-            f"unknown key '{name_or_path}'; use one of {', '.join(keys)} "
-            "or the path of a key file (.yaml or .json)"
-        )
+    if name in keys:
+        return keys[name]
+    raise InputError(
+        f"unknown key '{name}'; use one of {', '.join(keys)} "
+        "or the path of a key file (.yaml or .json)"
+    )
+
+
+def key_from_text(text: str, origin: str, *, json_format: bool, default_name: str) -> KeyDefinition:
+    """A custom key from the text of a YAML or JSON key file.
+
+    The file holds one key: the same fields as an entry of ``rules/keys.yaml``, plus an
+    optional ``name`` (default ``default_name``, the file's stem).
+    """
     try:
-        text = path.read_text("utf-8")
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        # ValueError covers json.JSONDecodeError, UnicodeDecodeError and PyYAML's
-        # impossible dates (``adopted: 2015-13-45``).
+        raw = json.loads(text) if json_format else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        # ValueError covers json.JSONDecodeError and PyYAML's impossible dates
+        # (``adopted: 2015-13-45``).
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{path}: not a valid key file ({first})") from None
+        raise InputError(f"{origin}: not a valid key file ({first})") from None
     if not isinstance(raw, dict):
-        raise InputError(f"{path}: a key file must hold a mapping with 'terms'")
+        raise InputError(f"{origin}: a key file must hold a mapping with 'terms'")
     raw = dict(raw)
-    name = raw.pop("name", path.stem)
+    name = raw.pop("name", default_name)
     if not isinstance(name, str) or not name.strip():
-        raise InputError(f"{path}: field 'name' must be a non-empty text, got {name!r}")
-    return parse_key(name.strip(), raw, origin=str(path))
+        raise InputError(f"{origin}: field 'name' must be a non-empty text, got {name!r}")
+    return parse_key(name.strip(), raw, origin=origin)
 
 
 # --------------------------------------------------------------------------------------------

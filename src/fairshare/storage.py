@@ -1,4 +1,8 @@
-"""File persistence for the core's state (an adapter: the core itself does no I/O).
+"""Files in and out: the adapter that reads users' files and persists the core's state.
+
+The core itself does no I/O: it parses text (key files, indicator CSVs, ledgers) and gives
+text back. Every user file is read through :func:`read_text`, so every command reports a
+missing file, a directory or undecodable bytes in the same words.
 
 The ledger file is written atomically: the text goes to a temporary file in the same
 directory, is flushed to disk and renamed over the target (``os.replace``), so a crash leaves
@@ -11,10 +15,48 @@ import os
 import tempfile
 from pathlib import Path
 
+from fairshare import keys
 from fairshare.errors import InputError
+from fairshare.keys import KeyDefinition, builtin_keys
 from fairshare.ledger import Ledger
+from fairshare.reference import Indicators
 
-__all__ = ["atomic_write_text", "load_ledger", "save_ledger"]
+__all__ = [
+    "atomic_write_text",
+    "load_key",
+    "load_ledger",
+    "read_text",
+    "save_ledger",
+    "with_indicator_file",
+]
+
+
+def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
+    """The text of a user's UTF-8 file (a byte-order mark is accepted), or one InputError."""
+    try:
+        return Path(path).read_text("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what}; check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory; pass the {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+
+
+def load_key(name_or_path: str) -> KeyDefinition:
+    """A built-in key by name, or a custom key from a YAML or JSON file."""
+    path = Path(name_or_path)
+    if name_or_path in builtin_keys() or not path.suffix or not path.exists():
+        return keys.load_key(name_or_path)  # a built-in key, or the unknown-key error
+    text = read_text(path, "key file")
+    return keys.key_from_text(
+        text, str(path), json_format=path.suffix == ".json", default_name=path.stem
+    )
+
+
+def with_indicator_file(table: Indicators, path: str | os.PathLike[str]) -> Indicators:
+    """``table`` with the values of a user CSV (``state,year,indicator,value``) added."""
+    return table.with_csv_text(read_text(path, "file"), str(path))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -54,13 +96,4 @@ def save_ledger(ledger: Ledger, path: str | os.PathLike[str]) -> None:
 
 def load_ledger(path: str | os.PathLike[str]) -> Ledger:
     """Read a ledger file written by :func:`save_ledger`; :class:`InputError` if unusable."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{source}: no such ledger file; check the path") from None
-    except IsADirectoryError:
-        raise InputError(f"{source} is a directory; give the ledger file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{source}: cannot read the ledger file ({exc})") from None
-    return Ledger.from_json(text, source=source)
+    return Ledger.from_json(read_text(path, "ledger file"), source=str(path))

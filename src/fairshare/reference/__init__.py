@@ -24,7 +24,6 @@ from datetime import date
 from fractions import Fraction
 from functools import cache
 from importlib import resources
-from pathlib import Path
 
 from fairshare.errors import DataNotAvailableError, InputError, UnknownStateError
 
@@ -341,7 +340,7 @@ def _parse_number(text: str) -> Fraction:
 class Indicators:
     """A table of indicator values (indicator, state, year) → :class:`Datum`.
 
-    The bundled table is :func:`bundled_indicators`; :meth:`with_file` returns a copy in which a
+    The bundled table is :func:`bundled_indicators`; :meth:`with_csv_text` returns a copy in which a
     user's own CSV (``state,year,indicator,value``) adds or overrides values.
     """
 
@@ -394,20 +393,15 @@ class Indicators:
         """Every state or unit code that has at least one value."""
         return {s for (_, s, _) in self._data}
 
-    def with_file(self, path: str | Path) -> Indicators:
-        """A copy with the values of a user CSV added (overriding bundled ones)."""
-        path = Path(path)
-        try:
-            text = path.read_text("utf-8")
-        except FileNotFoundError:
-            raise InputError(
-                f"{path}: no such file; pass an existing CSV to --indicators"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+    def with_csv_text(self, text: str, origin: str) -> Indicators:
+        """A copy with the values of a user CSV (its text; ``origin`` names it) added.
+
+        User values override bundled ones. Reading the file is the adapters' job
+        (:func:`fairshare.storage.with_indicator_file`).
+        """
         data = dict(self._data)
-        data.update(parse_indicator_csv(text, str(path)))
-        return Indicators(data, (*self.files, str(path)))
+        data.update(parse_indicator_csv(text, origin))
+        return Indicators(data, (*self.files, origin))
 
 
 _REQUIRED_COLUMNS = ("state", "year", "indicator", "value")
