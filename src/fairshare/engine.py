@@ -1,0 +1,1167 @@
+"""The allocation engine's columnar core: whole families, lexicographic objectives, exact bounds.
+
+This module is pure (no I/O) and works on numpy columns, so that a million cases fit in memory
+and in a minute. :mod:`fairshare.allocate` turns validated cases into these columns and the
+result back into explained decisions; columnar users (the simulator, the benchmarks) call
+:func:`solve_columns` directly.
+
+The model (docs/allocation.md):
+
+* a **unit** is a linked group of cases (Regulation (EU) No 604/2013, Art. 11: family members
+  applying together are kept together); a unit goes whole to one destination or waits;
+* a destination has ``capacity`` places (persons) and ``services`` places per service; a person
+  in a service place also takes one of the capacity places;
+* the objectives are lexicographic: (1) tier-1 persons placed, then tier-2 persons, then all
+  persons; (2) fairness against the key over the participating destinations: the largest
+  absolute deviation from the fair share, then the sum of absolute deviations; (3) the cases'
+  ranked preferences, then their outcome scores.
+
+How it is solved (docs/decisions/0002-allocation-solver.md): units with the same size, tier
+mix, service needs and set of allowed destinations are interchangeable for objectives (1) and
+(2), so they are grouped into **types**. The tier-1 optimum is found exactly by a small integer
+program over the tier-1 types (HiGHS MIP); the remaining levels are linear programs over the
+types (HiGHS simplex, each level fixed before the next), whose vertex solutions are almost
+integral; the few fractional type counts are rounded down and the units left over are placed
+greedily, most urgent first, where fairness wants them. Inside a type, cases are placed in
+order of registration (then the seeded draw) and matched to the type's destinations to best
+meet their preferences, then their scores (a transportation problem, integral by total
+unimodularity). Every LP optimum is an upper bound, so the reported gap is honest.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, cast
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+
+from fairshare.cases import SERVICES
+from fairshare.errors import InfeasibleError, InputError
+from fairshare.ledger import lottery_order
+
+__all__ = [
+    "BINDING_UNAVAILABLE",
+    "NO_BINDING",
+    "WAIT_CODES",
+    "ColumnarProblem",
+    "ColumnarResult",
+    "Level",
+    "solve_columns",
+]
+
+I64 = npt.NDArray[np.int64]
+BoolArr = npt.NDArray[np.bool_]
+F64 = npt.NDArray[np.float64]
+
+#: ``binding`` value of a case without a binding family link.
+NO_BINDING = -1
+#: ``binding`` value of a case whose binding state is not a participating destination: it
+#: waits for its family link (``waiting_link``).
+BINDING_UNAVAILABLE = -2
+
+
+@dataclass
+class ColumnarProblem:
+    """One allocation batch as columns.
+
+    Destinations (``D``): ``dest_ids`` (a state code, or a region id), ``dest_state`` (the
+    state of each destination: itself for a state), ``capacity`` (int64[D], free places),
+    ``services`` (int64[D, S], free places per service, in the order of
+    :data:`fairshare.cases.SERVICES`), ``participating`` (bool[D]), ``before`` (int64[D],
+    persons received so far, for the fair share).
+
+    ``shares``: the key's share per *state* (exact; only states of participating destinations
+    count, and they are renormalised over them).
+
+    Cases (``N``): ``size`` (int64[N], persons), ``tier`` (int64[N], 1–3; every member counts
+    at the case's tier), ``needs`` (int64[N, S], service places needed), ``registered``
+    (int64[N], e.g. days since 1970-01-01; earlier is placed first within a tier), ``draw``
+    (int64[N], the seeded lottery number that breaks ties of ``registered``; lower first),
+    ``group`` (int64[N], cases with the same group id go to the same destination; use the
+    case's own index for a case without links), ``binding`` (int64[N]: index into
+    ``binding_states`` of the state a family link binds the case to, :data:`NO_BINDING`, or
+    :data:`BINDING_UNAVAILABLE`).
+
+    Exclusions, preferences and scores are sparse: ``excluded`` (int64[K, 2] rows of case index,
+    destination index: the case must not go there); ``preferences`` (int64[P, 3] rows of case
+    index, destination index, rank from 0 = first choice); ``scores`` (rows ``score_at``
+    int64[Q, 2] of case index, destination index with ``score_value`` float64[Q]).
+
+    ``largest_unit``: M, the largest case the ledger has allocated before this batch.
+    ``state_before``: persons a state has received that are not booked on any of its
+    destinations (a ledger kept per state while the batch allocates to its regions).
+
+    Exclusions and family links act on whole states: a case excluded from one destination of a
+    state is kept out of all of them (never the other way round).
+    """
+
+    dest_ids: tuple[str, ...]
+    dest_state: tuple[str, ...]
+    capacity: I64
+    services: I64
+    participating: BoolArr
+    before: I64
+    shares: dict[str, Fraction]
+    size: I64
+    tier: I64
+    needs: I64
+    registered: I64
+    draw: I64
+    group: I64
+    binding_states: tuple[str, ...] = ()
+    binding: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    excluded: I64 = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    preferences: I64 = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+    score_at: I64 = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    score_value: F64 = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    largest_unit: int = 0
+    state_before: dict[str, int] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+#: Why a case waits (``ColumnarResult.wait``): not waiting, no place, no service place, link.
+PLACED, WAIT_CAPACITY, WAIT_SERVICE, WAIT_LINK = 0, 1, 2, 3
+WAIT_CODES: tuple[str, ...] = ("", "waiting_capacity", "waiting_service", "waiting_link")
+
+
+@dataclass
+class Level:
+    """One persons level of the objective: what was placed and the proven upper bound."""
+
+    placed: int
+    bound: float
+
+    @property
+    def gap(self) -> float:
+        """Relative shortfall against the bound (0 when the bound is met)."""
+        if self.bound <= 0:
+            return 0.0
+        return max(0.0, (self.bound - self.placed) / self.bound)
+
+
+@dataclass
+class ColumnarResult:
+    """The decision for every case, and what the solver proved about it.
+
+    ``destination``: int64[N], the destination index of each case, -1 when it waits;
+    ``wait``: int64[N], :data:`PLACED` or a waiting reason (:data:`WAIT_CODES`);
+    ``tie_draw``: bool[N], whether the seeded draw decided between this case and an equivalent
+    one registered the same day; ``unit``: int64[N], the linked group of each case;
+    ``placed``: int64[D] persons placed per destination; ``tiers``: the three persons
+    levels; ``max_abs_deviation``/``sum_abs_deviation``: (value, LP value) of the fairness
+    levels, ``fair_share``: exact fair share per destination (``None`` for a destination
+    outside the key), ``stats``: counts of types, LP solves and fallbacks, for the record.
+    """
+
+    destination: I64
+    wait: I64
+    tie_draw: BoolArr
+    unit: I64
+    placed: I64
+    tiers: tuple[Level, Level, Level]
+    fair_share: list[Fraction | None]
+    max_abs_deviation: tuple[float, float]
+    sum_abs_deviation: tuple[float, float]
+    stats: dict[str, int | str] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        """The largest relative gap of the three persons levels (an honest upper bound)."""
+        return max(level.gap for level in self.tiers)
+
+
+# --------------------------------------------------------------------------------------------
+# HiGHS, quietly
+
+_HIGHS_STARTED = False
+#: Relative tolerance when a level's optimum is fixed before the next level is solved.
+_LEVEL_TOL = 1e-7
+#: Time limit (s) of the exact tier-1 integer program; its bound is reported if it stops.
+MIP_TIME_LIMIT = 20.0
+#: Above this many (unit, destination) pairs, a type's cases are matched to its destinations
+#: by registration order (serial dictatorship) instead of the exact matching LP.
+MATCHING_LP_LIMIT = 200_000
+
+
+def _highs() -> Any:
+    """A silent HiGHS instance, single-threaded and seeded (so runs are reproducible).
+
+    HiGHS prints a banner on standard output when the first instance of a process is created;
+    standard output carries fairshare's JSON, so the banner is sent to /dev/null.
+    """
+    global _HIGHS_STARTED
+    if not _HIGHS_STARTED:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()  # type: ignore[no-untyped-call]
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _HIGHS_STARTED = True
+    else:
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("random_seed", 0)
+    return h
+
+
+def _run(h: Any, what: str) -> None:
+    h.run()
+    status = h.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal and not (
+        status == highspy.HighsModelStatus.kTimeLimit and h.getInfo().primal_solution_status
+    ):
+        raise InfeasibleError(f"the solver could not solve {what}: {h.modelStatusToString(status)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Units and types
+
+
+@dataclass
+class _Level:
+    """One level (states, or the regions of one state) of the problem: units x destinations."""
+
+    persons: I64  # [U, 3] persons per tier
+    needs: I64  # [U, S]
+    allowed: BoolArr  # [U, D]
+    registered: I64  # [U]
+    draw: I64  # [U]
+    capacity: I64  # [D]
+    services: I64  # [D, S]
+    largest_place: I64  # [D] largest family one destination can take (regions: largest region)
+    before: I64  # [D]
+    shares: list[Fraction | None]  # [D] the key's share, None outside the key
+    order: I64  # [D] tie order of destinations (lower first)
+    pref: dict[int, dict[int, float]]  # unit -> destination -> preference value
+    score: dict[int, dict[int, float]]  # unit -> destination -> score
+
+    @property
+    def size(self) -> I64:
+        return cast(I64, self.persons.sum(axis=1))
+
+
+@dataclass
+class _Flat:
+    """The decision of one level."""
+
+    dest: I64  # [U] destination or -1
+    tie: BoolArr  # [U]
+    tiers: tuple[Level, Level, Level]
+    max_dev: tuple[float, float]
+    sum_dev: tuple[float, float]
+    stats: dict[str, int | str]
+
+
+def _types(level: _Level, live: BoolArr) -> tuple[I64, I64]:
+    """Group the live units into types; returns (type of each unit or -1, representative unit)."""
+    n_units, n_dest = level.allowed.shape
+    words = (n_dest + 62) // 63
+    packed = np.zeros((n_units, words), dtype=np.int64)
+    for w in range(words):
+        block = level.allowed[:, w * 63 : (w + 1) * 63].astype(np.int64)
+        weights = np.left_shift(np.int64(1), np.arange(block.shape[1], dtype=np.int64))
+        packed[:, w] = block @ weights
+    keys = np.concatenate([level.persons, level.needs, packed], axis=1)
+    type_of = np.full(n_units, -1, dtype=np.int64)
+    idx = np.flatnonzero(live)
+    if idx.size == 0:
+        return type_of, np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(keys[idx], axis=0, return_index=True, return_inverse=True)
+    type_of[idx] = inverse.reshape(-1)
+    return type_of, idx[first]
+
+
+# --------------------------------------------------------------------------------------------
+# The type model: x[j] = how many units of type pt[j] go to destination pd[j]
+
+
+@dataclass
+class _Types:
+    persons: I64  # [T, 3]
+    size: I64  # [T]
+    needs: I64  # [T, S]
+    count: I64  # [T]
+
+
+class _Model:
+    """A HiGHS model of the type problem over the pairs ``(pt, pd)``, with level rows."""
+
+    def __init__(
+        self,
+        types: _Types,
+        pt: I64,
+        pd: I64,
+        count: I64,
+        capacity: I64,
+        services: I64,
+        *,
+        integer: bool = False,
+        sign: F64 | None = None,
+        col_upper: F64 | None = None,
+    ) -> None:
+        """``sign`` -1 marks a column that takes units away (freeing their places);
+        ``col_upper`` overrides the columns' upper bounds."""
+        self.pt, self.pd = pt, pd
+        self.types = types
+        n_types = types.size.size
+        n_dest, n_serv = services.shape
+        n_cols = pt.size
+        rows: list[I64] = [pt, n_types + pd]
+        cols: list[I64] = [np.arange(n_cols, dtype=np.int64)] * 2
+        vals: list[F64] = [np.ones(n_cols), types.size[pt].astype(np.float64)]
+        upper: list[F64] = [count.astype(np.float64), capacity.astype(np.float64)]
+        next_row = n_types + n_dest
+        for s in range(n_serv):
+            need = types.needs[pt, s]
+            hit = need > 0
+            if not hit.any():
+                continue
+            used = np.unique(pd[hit])
+            row_of = np.full(n_dest, -1, dtype=np.int64)
+            row_of[used] = next_row + np.arange(used.size)
+            next_row += used.size
+            rows.append(row_of[pd[hit]])
+            cols.append(np.flatnonzero(hit))
+            vals.append(need[hit].astype(np.float64))
+            upper.append(services[used, s].astype(np.float64))
+        r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        if sign is not None:
+            v = v * sign[c]
+        order = np.lexsort((r, c))
+        r, c, v = r[order], c[order], v[order]
+        start = np.searchsorted(c, np.arange(n_cols + 1)).astype(np.int32)
+        lp = highspy.HighsLp()
+        lp.num_col_ = n_cols
+        lp.num_row_ = next_row
+        lp.col_cost_ = np.zeros(n_cols)
+        lp.col_lower_ = np.zeros(n_cols)
+        upper_cols = np.minimum(count[pt], capacity[pd] // np.maximum(types.size[pt], 1))
+        lp.col_upper_ = upper_cols.astype(np.float64) if col_upper is None else col_upper
+        lp.row_lower_ = np.full(next_row, -highspy.kHighsInf)
+        lp.row_upper_ = np.concatenate(upper)
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = start
+        lp.a_matrix_.index_ = r.astype(np.int32)
+        lp.a_matrix_.value_ = v
+        lp.sense_ = highspy.ObjSense.kMaximize
+        if integer:
+            lp.integrality_ = [highspy.HighsVarType.kInteger] * n_cols
+        self.h = _highs()
+        if integer:
+            self.h.setOptionValue("time_limit", MIP_TIME_LIMIT)
+            self.h.setOptionValue("mip_rel_gap", 0.0)
+        self.h.passModel(lp)
+        self.n_cols = n_cols
+        self.level_rows: dict[str, int] = {}
+
+    def _coef(self, name: str) -> F64:
+        t = self.types
+        if name == "total":
+            return cast(F64, t.size[self.pt].astype(np.float64))
+        column = {"tier1": 0, "tier2": 1, "tier3": 2}[name]
+        return cast(F64, t.persons[self.pt, column].astype(np.float64))
+
+    def maximise(self, name: str) -> float:
+        """Maximise persons of a level (``tier1``, ``tier2`` or ``total``); the optimum."""
+        h = self.h
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        h.changeColsCost(self.n_cols, np.arange(self.n_cols, dtype=np.int32), self._coef(name))
+        _run(h, f"the {name} level")
+        return float(h.getInfo().objective_function_value)
+
+    def bound(self) -> float:
+        """The proven upper bound of the last integer solve (the optimum for an LP)."""
+        info = self.h.getInfo()
+        if self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            return float(info.objective_function_value)
+        return float(info.mip_dual_bound)
+
+    def hold(self, name: str, at_least: float) -> None:
+        """Keep a level at or above ``at_least`` from now on (a row, or its bound moved)."""
+        low = at_least - _LEVEL_TOL * (1.0 + abs(at_least))
+        if name in self.level_rows:
+            self.h.changeRowBounds(self.level_rows[name], low, highspy.kHighsInf)
+            return
+        coef = self._coef(name)
+        nz = np.flatnonzero(coef)
+        self.level_rows[name] = self.h.getNumRow()
+        self.h.addRow(low, highspy.kHighsInf, nz.size, nz.astype(np.int32), coef[nz])
+
+    def balance(self, keyed: I64, target: F64) -> tuple[float, float]:
+        """Fairness levels: minimise the largest |placed_d - target_d|, then their sum.
+
+        ``target_d`` = fair share - persons received before, for the keyed destinations.
+        Returns the two LP optima.
+        """
+        h = self.h
+        if keyed.size == 0:
+            return 0.0, 0.0
+        size = self.types.size[self.pt].astype(np.float64)
+        inf = highspy.kHighsInf
+        z = h.getNumCol()
+        h.addCol(0.0, 0.0, inf, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
+        e0 = h.getNumCol()
+        for _ in keyed:
+            h.addCol(0.0, 0.0, inf, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
+        n_all = h.getNumCol()
+        by_dest = [np.flatnonzero(self.pd == d) for d in keyed]
+        for k, cols in enumerate(by_dest):
+            idx = np.concatenate([cols, [z]]).astype(np.int32)
+            # placed - z <= target ; placed + z >= target
+            h.addRow(-inf, target[k], idx.size, idx, np.concatenate([size[cols], [-1.0]]))
+            h.addRow(target[k], inf, idx.size, idx, np.concatenate([size[cols], [1.0]]))
+        h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+        cost = np.zeros(n_all)
+        cost[z] = 1.0
+        h.changeColsCost(n_all, np.arange(n_all, dtype=np.int32), cost)
+        _run(h, "the largest-deviation level")
+        worst = float(h.getInfo().objective_function_value)
+        h.changeColBounds(z, 0.0, worst + _LEVEL_TOL * (1.0 + worst))
+        for k, cols in enumerate(by_dest):
+            e = e0 + k
+            idx = np.concatenate([cols, [e]]).astype(np.int32)
+            h.addRow(-inf, target[k], idx.size, idx, np.concatenate([size[cols], [-1.0]]))
+            h.addRow(target[k], inf, idx.size, idx, np.concatenate([size[cols], [1.0]]))
+        cost = np.zeros(n_all)
+        cost[e0:n_all] = 1.0
+        h.changeColsCost(n_all, np.arange(n_all, dtype=np.int32), cost)
+        _run(h, "the total-deviation level")
+        total = float(h.getInfo().objective_function_value)
+        return worst, total
+
+    def values(self) -> F64:
+        values = self.h.getSolution().col_value[: self.n_cols]
+        return cast(F64, np.asarray(values, dtype=np.float64))
+
+
+def _fits(types: _Types, t: int, cap: I64, svc: I64, allowed: BoolArr, largest: I64) -> I64:
+    """How many more units of type t each destination can take (0 where not allowed)."""
+    size = int(types.size[t])
+    room = np.where(allowed & (largest >= size), cap // max(size, 1), 0)
+    for s in np.flatnonzero(types.needs[t]):
+        room = np.minimum(room, svc[:, s] // int(types.needs[t, s]))
+    return cast(I64, room)
+
+
+def _round(
+    types: _Types,
+    t_allowed: BoolArr,
+    pt: I64,
+    pd: I64,
+    x: F64,
+    level: _Level,
+    cap: I64,
+    svc: I64,
+    target: F64,
+) -> I64:
+    """Integral counts y[t, d]: the LP's counts rounded down, then leftovers placed greedily.
+
+    ``cap``/``svc`` are the free places before these types are placed; ``target`` is the
+    number of persons each destination should still receive to meet its fair share
+    (``+inf``-like for none). Leftover units go most urgent first (tier-1 persons, then
+    tier-2, then size, larger first) to the allowed destination that is furthest below its
+    fair share, ties by the destinations' recorded tie order.
+    """
+    n_types = types.size.size
+    n_dest = cap.size
+    y = np.zeros((n_types, n_dest), dtype=np.int64)
+    np.add.at(y, (pt, pd), np.floor(x + 1e-6).astype(np.int64))
+    y = np.minimum(y, types.count[:, None])
+    cap = cap - (y * types.size[:, None]).sum(axis=0)
+    svc = svc - np.einsum("td,ts->ds", y, types.needs)
+    # A tolerance may have rounded one unit too many somewhere: take it back.
+    while (cap < 0).any() or (svc < 0).any() or (y.sum(axis=1) > types.count).any():
+        d = (
+            int(np.flatnonzero((cap < 0) | (svc < 0).any(axis=1))[0])
+            if ((cap < 0).any() or (svc < 0).any())
+            else -1
+        )
+        if d < 0:
+            t = int(np.flatnonzero(y.sum(axis=1) > types.count)[0])
+            d = int(np.flatnonzero(y[t])[-1])
+        else:
+            t = int(np.flatnonzero(y[:, d])[-1])
+        y[t, d] -= 1
+        cap[d] += types.size[t]
+        svc[d] += types.needs[t]
+    left = types.count - y.sum(axis=1)
+    still = target - (y * types.size[:, None]).sum(axis=0)
+    extra = _fix_up(types, t_allowed, y, left, cap, svc, level.largest_place, still)
+    if extra is not None:
+        y += extra
+        left -= extra.sum(axis=1)
+        cap = cap - (extra * types.size[:, None]).sum(axis=0)
+        svc = svc - np.einsum("td,ts->ds", extra, types.needs)
+        still = still - (extra * types.size[:, None]).sum(axis=0)
+    urgency = np.lexsort((-types.size, -types.persons[:, 1], -types.persons[:, 0]))
+    for t in urgency:
+        if left[t] == 0:
+            continue
+        size = int(types.size[t])
+        while left[t] > 0:
+            room = _fits(types, int(t), cap, svc, t_allowed[t], level.largest_place)
+            ok = np.flatnonzero(room > 0)
+            if ok.size == 0:
+                break
+            best = ok[np.lexsort((level.order[ok], -still[ok]))[0]]
+            want = max(1, int(still[best] // size)) if still[best] > 0 else 1
+            k = int(min(left[t], room[best], want))
+            y[t, best] += k
+            left[t] -= k
+            cap[best] -= k * size
+            svc[best] -= k * types.needs[t]
+            still[best] -= k * size
+    return y
+
+
+#: Time limit (s) of the exact fix-up of the units the rounding left over.
+FIX_UP_TIME_LIMIT = 2.0
+#: The fix-up is skipped above this many (type, destination) pairs (the greedy pass then
+#: places the leftovers alone).
+FIX_UP_MAX_PAIRS = 50_000
+
+
+def _fix_up(
+    types: _Types,
+    t_allowed: BoolArr,
+    y: I64,
+    left: I64,
+    cap: I64,
+    svc: I64,
+    largest: I64,
+    still: F64,
+) -> I64 | None:
+    """Place the units the rounding left over, exactly: a small integer program.
+
+    After rounding down, only the free places the LP's fractional counts held remain. The
+    leftover units may take them, and placed units of a lower tier than a leftover may give
+    their places up or move (so a tier-2 family can take the place of tier-3 persons). The
+    objective folds the persons levels into weights (tier-1 persons, then tier-2, then all
+    persons) with a bonus below one person for destinations below their fair share; HiGHS
+    solves it to optimality within :data:`FIX_UP_TIME_LIMIT` (else its best solution is
+    used; the reported bounds stay honest either way).
+    """
+    if not left.any():
+        return None
+    fit = t_allowed & (left > 0)[:, None]
+    fit &= types.size[:, None] <= largest[None, :]
+    add_t, add_d = (a.astype(np.int64) for a in np.nonzero(fit))
+    if add_t.size == 0:
+        return None
+    urgent_left = bool((types.persons[left > 0, 0] > 0).any())
+    movable = (y > 0) & (types.persons[:, 0] == 0)[:, None]
+    if not urgent_left:
+        movable &= (types.persons[:, 1] == 0)[:, None]
+    rem_t, rem_d = (a.astype(np.int64) for a in np.nonzero(movable))
+    if rem_t.size == 0:
+        # Nothing may move: only what fits in the free places can be added.
+        keep = (types.size[add_t] <= cap[add_d]) & (types.needs[add_t] <= svc[add_d]).all(axis=1)
+        add_t, add_d = add_t[keep], add_d[keep]
+        if add_t.size == 0:
+            return None
+    pt = np.concatenate([add_t, rem_t])
+    pd = np.concatenate([add_d, rem_d])
+    if pt.size > FIX_UP_MAX_PAIRS:
+        return None
+    sign = np.concatenate([np.ones(add_t.size), -np.ones(rem_t.size)])
+    movable_units = (y * movable).sum(axis=1)
+    upper = np.concatenate([left[add_t] + movable_units[add_t], y[rem_t, rem_d]]).astype(np.float64)
+    w2 = float(cap.sum() + (y * types.size[:, None]).sum() + 2)
+    w1 = w2 * w2
+    size = types.size[pt].astype(np.float64)
+    lift = np.clip(still[pd] / max(float(still.max()), 1.0), 0.0, 1.0) / (w2 + 1.0)
+    value = w1 * types.persons[pt, 0] + w2 * types.persons[pt, 1] + size
+    cost = (sign * value + np.where(sign > 0, size * lift, 0.0)).astype(np.float64)
+    model = _Model(types, pt, pd, left, cap, svc, integer=True, sign=sign, col_upper=upper)
+    model.h.setOptionValue("time_limit", FIX_UP_TIME_LIMIT)
+    model.h.changeColsCost(pt.size, np.arange(pt.size, dtype=np.int32), cost)
+    model.h.run()
+    if not model.h.getInfo().primal_solution_status:
+        return None
+    out = np.zeros((types.size.size, cap.size), dtype=np.int64)
+    np.add.at(out, (pt, pd), (sign * np.rint(model.values())).astype(np.int64))
+    if not out.any():
+        return None
+    return out
+
+
+def _levels(y: I64, types: _Types) -> tuple[int, int, int]:
+    placed = y.sum(axis=1)
+    return (
+        int(placed @ types.persons[:, 0]),
+        int(placed @ types.persons[:, 1]),
+        int(placed @ types.size),
+    )
+
+
+def _solve_types(
+    types: _Types,
+    t_allowed: BoolArr,
+    level: _Level,
+    stats: dict[str, int | str],
+) -> tuple[I64, tuple[Level, Level, Level], tuple[float, float], tuple[float, float]]:
+    """Solve the type problem: integral counts y[t, d] and what was proven about them."""
+    n_dest = level.capacity.size
+    size = types.size
+    fit = t_allowed & (size[:, None] <= np.minimum(level.capacity, level.largest_place)[None, :])
+    for s in range(level.services.shape[1]):
+        fit &= types.needs[:, s][:, None] <= level.services[:, s][None, :]
+    pt, pd = (a.astype(np.int64) for a in np.nonzero(fit))
+    keyed = np.array([d for d in range(n_dest) if level.shares[d] is not None], dtype=np.int64)
+    share = np.array([float(level.shares[d]) for d in keyed], dtype=np.float64)
+    before_keyed = float(level.before[keyed].sum()) if keyed.size else 0.0
+    stats["types"] = int(types.size.size)
+    stats["pairs"] = int(pt.size)
+
+    def targets(total_placed: float) -> F64:
+        # A destination outside the key has a fair share of 0.
+        out = -level.before.astype(np.float64)
+        if keyed.size:
+            fair = share * (before_keyed + total_placed)
+            out[keyed] = fair - level.before[keyed]
+        return out
+
+    def lexicographic(
+        count: I64, cap: I64, svc: I64, fixed_total: float, tier1_floor: float | None
+    ) -> tuple[I64, float, float, float]:
+        model = _Model(types, pt, pd, count, cap, svc)
+        v1 = model.maximise("tier1") if tier1_floor is None else tier1_floor
+        model.hold("tier1", v1)
+        model.hold("tier2", model.maximise("tier2"))
+        v3 = model.maximise("total")
+        model.hold("total", v3)
+        target = targets(fixed_total + v3)
+        keyed_target = target[keyed] - (level.capacity[keyed] - cap[keyed])
+        worst, total_dev = model.balance(keyed, keyed_target)
+        stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 5
+        x = model.values()
+        room_target = target - (level.capacity - cap)
+        y = _round(types, t_allowed & fit, pt, pd, x, level, cap, svc, room_target)
+        return y, v1, worst, total_dev
+
+    y, v1_lp, worst_lp, sum_lp = lexicographic(
+        types.count, level.capacity, level.services, 0.0, None
+    )
+    t1, t2, t3 = _levels(y, types)
+    tier1_bound = float(np.floor(v1_lp + 1e-6))
+    stats["tier1_mip"] = "not needed"
+    if t1 < tier1_bound:
+        # Rounding lost tier-1 persons: find the tier-1 optimum exactly, and if it is better,
+        # fix its tier-1 placements and solve the other levels around them.
+        urgent = types.persons[pt, 0] > 0
+        mip = _Model(
+            types, pt[urgent], pd[urgent], types.count, level.capacity, level.services, integer=True
+        )
+        v1_mip = mip.maximise("tier1")
+        tier1_bound = min(tier1_bound, float(np.floor(mip.bound() + 1e-6)))
+        stats["tier1_mip"] = h_status(mip)
+        if round(v1_mip) > t1:
+            y1 = np.zeros_like(y)
+            np.add.at(y1, (pt[urgent], pd[urgent]), np.rint(mip.values()).astype(np.int64))
+            cap = level.capacity - (y1 * size[:, None]).sum(axis=0)
+            svc = level.services - np.einsum("td,ts->ds", y1, types.needs)
+            rest = np.where(types.persons[:, 0] > 0, 0, types.count)
+            fixed_keyed = float((y1 * size[:, None]).sum(axis=0)[keyed].sum()) if keyed.size else 0
+            y2, _, w2, s2 = lexicographic(rest, cap, svc, fixed_keyed, 0.0)
+            candidate = y1 + y2
+            if _levels(candidate, types) > (t1, t2, t3):
+                y, worst_lp, sum_lp = candidate, w2, s2
+                t1, t2, t3 = _levels(y, types)
+                stats["tier1_mip"] = "used: " + str(stats["tier1_mip"])
+    # Honest bounds: the best tier-2 with at least our tier-1, the best total with at least
+    # our tier-1 and tier-2 (LP relaxations, so upper bounds on the integer optima).
+    check = _Model(types, pt, pd, types.count, level.capacity, level.services)
+    check.hold("tier1", t1)
+    b2 = check.maximise("tier2")
+    check.hold("tier2", t2)
+    b3 = check.maximise("total")
+    stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 2
+    tiers = (
+        Level(t1, max(tier1_bound, t1)),
+        Level(t2, max(float(np.floor(b2 + 1e-6)), t2)),
+        Level(t3, max(float(np.floor(b3 + 1e-6)), t3)),
+    )
+    after = level.before + (y * size[:, None]).sum(axis=0)
+    if keyed.size:
+        fair = share * (before_keyed + float((y * size[:, None]).sum(axis=0)[keyed].sum()))
+        dev = np.abs(after[keyed] - fair)
+        fairness = (float(dev.max()), worst_lp), (float(dev.sum()), sum_lp)
+    else:
+        fairness = (0.0, 0.0), (0.0, 0.0)
+    return y, tiers, fairness[0], fairness[1]
+
+
+def h_status(model: _Model) -> str:
+    """The HiGHS status of a model's last solve, in words."""
+    return str(model.h.modelStatusToString(model.h.getModelStatus()))
+
+
+# --------------------------------------------------------------------------------------------
+# From type counts to units
+
+
+def _match(units: I64, dests: I64, counts: I64, level: _Level, stats: dict[str, int | str]) -> I64:
+    """Give each unit (in registration order) one of the type's destination slots.
+
+    The slots (``counts[k]`` places at ``dests[k]``) are fixed by the levels above; here the
+    units' preferences, then scores, decide who goes where: an assignment LP maximising the
+    preference values (a preference beats any difference in scores), then scores. It is a
+    transportation problem, so the simplex vertex is integral. Units without preferences or
+    scores take the remaining slots in registration order.
+    """
+    slots = np.repeat(dests, counts)
+    wants = [u for u in units.tolist() if u in level.pref or u in level.score]
+    if not wants or dests.size == 1:
+        return cast(I64, slots)
+    if len(wants) * dests.size > MATCHING_LP_LIMIT:
+        stats["matching"] = "serial"
+        out = np.full(units.size, -1, dtype=np.int64)
+        left = dict(zip(dests.tolist(), counts.tolist(), strict=True))
+        for i, u in enumerate(units.tolist()):
+            ranked = sorted(
+                left,
+                key=lambda d: (
+                    -level.pref.get(u, {}).get(d, 0.0),
+                    -level.score.get(u, {}).get(d, 0.0),
+                    level.order[d],
+                ),
+            )
+            best = next(d for d in ranked if left[d] > 0)
+            out[i] = best
+            left[best] -= 1
+        return out
+    n_u, n_d = len(wants), dests.size
+    pref = np.zeros((n_u, n_d))
+    score = np.zeros((n_u, n_d))
+    col = {int(d): k for k, d in enumerate(dests.tolist())}
+    for i, u in enumerate(wants):
+        for d, v in level.pref.get(u, {}).items():
+            if d in col:
+                pref[i, col[d]] = v
+        for d, v in level.score.get(u, {}).items():
+            if d in col:
+                score[i, col[d]] = v
+    spread = float(np.abs(score).sum()) * 2.0 + 1.0
+    utility = pref * spread + score
+    # Units without wishes take whatever is left: they are not in the LP; the LP's slots per
+    # destination are at most the counts, and exactly fill the wanting units.
+    h = _highs()
+    n_cols = n_u * n_d
+    lp = highspy.HighsLp()
+    lp.num_col_ = n_cols
+    lp.num_row_ = n_u + n_d
+    lp.col_cost_ = utility.reshape(-1)
+    lp.col_lower_ = np.zeros(n_cols)
+    lp.col_upper_ = np.ones(n_cols)
+    lp.row_lower_ = np.concatenate([np.ones(n_u), np.zeros(n_d)])
+    lp.row_upper_ = np.concatenate([np.ones(n_u), counts.astype(np.float64)])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.arange(0, 2 * n_cols + 1, 2, dtype=np.int32)
+    unit_row = np.repeat(np.arange(n_u), n_d)
+    dest_row = n_u + np.tile(np.arange(n_d), n_u)
+    lp.a_matrix_.index_ = np.stack([unit_row, dest_row], axis=1).reshape(-1).astype(np.int32)
+    lp.a_matrix_.value_ = np.ones(2 * n_cols)
+    lp.sense_ = highspy.ObjSense.kMaximize
+    h.passModel(lp)
+    _run(h, "the preference matching")
+    stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 1
+    x = np.asarray(h.getSolution().col_value).reshape(n_u, n_d)
+    pick = x.argmax(axis=1)
+    remaining = counts.copy()
+    chosen: dict[int, int] = {}
+    for i, u in enumerate(wants):
+        k = int(pick[i])
+        if x[i, k] < 0.5 or remaining[k] <= 0:  # pragma: no cover - a vertex is integral
+            k = int(np.flatnonzero(remaining > 0)[0])
+        chosen[u] = int(dests[k])
+        remaining[k] -= 1
+    rest = iter(np.repeat(dests, remaining).tolist())
+    return np.array(
+        [chosen[u] if u in chosen else next(rest) for u in units.tolist()], dtype=np.int64
+    )
+
+
+def _solve_level(level: _Level, live: BoolArr, stats: dict[str, int | str]) -> _Flat:
+    """Solve one level: which units go where, which wait, and the proven bounds."""
+    n_units = live.size
+    dest = np.full(n_units, -1, dtype=np.int64)
+    tie = np.zeros(n_units, dtype=bool)
+    type_of, rep = _types(level, live)
+    if rep.size == 0:
+        zero = Level(0, 0.0)
+        return _Flat(dest, tie, (zero, zero, zero), (0.0, 0.0), (0.0, 0.0), stats)
+    types = _Types(
+        persons=level.persons[rep],
+        size=level.size[rep],
+        needs=level.needs[rep],
+        count=np.bincount(type_of[live], minlength=rep.size).astype(np.int64),
+    )
+    y, tiers, max_dev, sum_dev = _solve_types(types, level.allowed[rep], level, stats)
+    # Units of a type in registration order, then the seeded draw.
+    members = np.flatnonzero(live)
+    order = members[np.lexsort((level.draw[members], level.registered[members], type_of[members]))]
+    bounds = np.searchsorted(type_of[order], np.arange(rep.size + 1))
+    for t in range(rep.size):
+        units = order[bounds[t] : bounds[t + 1]]
+        n_place = int(y[t].sum())
+        if n_place == 0:
+            continue
+        if 0 < n_place < units.size:
+            cut = level.registered[units[n_place - 1]]
+            if level.registered[units[n_place]] == cut:
+                tie[units[level.registered[units] == cut]] = True
+        chosen = units[:n_place]
+        dests = np.flatnonzero(y[t])
+        dest[chosen] = _match(chosen, dests, y[t, dests], level, stats)
+    return _Flat(dest, tie, tiers, max_dev, sum_dev, stats)
+
+
+# --------------------------------------------------------------------------------------------
+# The whole batch
+
+
+def _check(problem: ColumnarProblem) -> None:
+    n_dest = len(problem.dest_ids)
+    n = problem.size.size
+    n_serv = len(SERVICES)
+    shapes = {
+        "dest_state": (len(problem.dest_state), n_dest),
+        "capacity": (problem.capacity.shape, (n_dest,)),
+        "services": (problem.services.shape, (n_dest, n_serv)),
+        "participating": (problem.participating.shape, (n_dest,)),
+        "before": (problem.before.shape, (n_dest,)),
+        "tier": (problem.tier.shape, (n,)),
+        "needs": (problem.needs.shape, (n, n_serv)),
+        "registered": (problem.registered.shape, (n,)),
+        "draw": (problem.draw.shape, (n,)),
+        "group": (problem.group.shape, (n,)),
+    }
+    bad = [
+        f"{name} has shape {got}, expected {want}"
+        for name, (got, want) in shapes.items()
+        if got != want
+    ]
+    if problem.binding.size not in (0, n):
+        bad.append(f"binding has {problem.binding.size} entries, expected {n}")
+    if n and (problem.size.min() < 1 or problem.tier.min() < 1 or problem.tier.max() > 3):
+        bad.append("every case needs size >= 1 and a tier of 1, 2 or 3")
+    if (problem.capacity < 0).any() or (problem.services < 0).any():
+        bad.append("capacity and service places must not be negative")
+    if n and (problem.needs < 0).any():
+        bad.append("service needs must not be negative")
+    for name, rows, width in (
+        ("excluded", problem.excluded, 2),
+        ("preferences", problem.preferences, 3),
+        ("score_at", problem.score_at, 2),
+    ):
+        if rows.ndim != 2 or rows.shape[1] != width:
+            bad.append(f"{name} must have {width} columns")
+        elif rows.size and (
+            rows[:, 0].min() < 0
+            or rows[:, 0].max() >= n
+            or rows[:, 1].min() < 0
+            or rows[:, 1].max() >= n_dest
+        ):
+            bad.append(f"{name} refers to a case or destination that does not exist")
+    if problem.score_value.shape != (problem.score_at.shape[0],):
+        bad.append("score_value needs one value per score_at row")
+    if bad:
+        raise InputError("invalid columnar problem: " + "; ".join(bad))
+
+
+def _wishes(
+    rows: I64, values: F64, unit: I64, column: I64, *, best_of: bool
+) -> dict[int, dict[int, float]]:
+    """unit -> column -> summed value over the unit's cases (each case's best per column)."""
+    per_case: dict[tuple[int, int], float] = {}
+    for c, col, v in zip(rows[:, 0].tolist(), column.tolist(), values.tolist(), strict=True):
+        key = (c, col)
+        per_case[key] = max(per_case.get(key, v), v) if best_of else per_case.get(key, 0.0) + v
+    out: dict[int, dict[int, float]] = {}
+    for (c, col), v in per_case.items():
+        bucket = out.setdefault(int(unit[c]), {})
+        bucket[col] = bucket.get(col, 0.0) + v
+    return out
+
+
+def _rank(codes: Sequence[str], seed: int) -> I64:
+    drawn = {code: i for i, code in enumerate(lottery_order(list(codes), seed))}
+    return np.array([drawn[c] for c in codes], dtype=np.int64)
+
+
+def solve_columns(problem: ColumnarProblem, *, seed: int = 0) -> ColumnarResult:
+    """Allocate one batch given as columns (see :class:`ColumnarProblem`).
+
+    Units (linked groups) are first shared between the states, then, for a state given as
+    regions, between its regions (a region's fair share is its state's, split in proportion
+    to free capacity, as the issue and docs/allocation.md define). ``seed`` draws the tie
+    order of destinations (:func:`fairshare.ledger.lottery_order`); the tie order of cases
+    is ``problem.draw``.
+    """
+    _check(problem)
+    stats: dict[str, int | str] = {"solver": f"HiGHS {_highs().version()}"}
+    n = problem.size.size
+    n_serv = len(SERVICES)
+    states = tuple(dict.fromkeys(problem.dest_state))
+    state_ix = {s: i for i, s in enumerate(states)}
+    dest_state = np.array([state_ix[s] for s in problem.dest_state], dtype=np.int64)
+    n_states = len(states)
+    part = problem.participating.astype(bool)
+    # ---- units: linked groups of cases
+    _, unit = np.unique(problem.group, return_inverse=True)
+    unit = unit.reshape(-1).astype(np.int64)
+    n_units = int(unit.max()) + 1 if n else 0
+    persons = np.zeros((n_units, 3), dtype=np.int64)
+    for k in range(3):
+        persons[:, k] = np.bincount(
+            unit, weights=problem.size * (problem.tier == k + 1), minlength=n_units
+        ).astype(np.int64)
+    needs = np.zeros((n_units, n_serv), dtype=np.int64)
+    for s in range(n_serv):
+        needs[:, s] = np.bincount(unit, weights=problem.needs[:, s], minlength=n_units).astype(
+            np.int64
+        )
+    big = np.iinfo(np.int64).max
+    registered = np.full(n_units, big, dtype=np.int64)
+    np.minimum.at(registered, unit, problem.registered)
+    draw = np.full(n_units, big, dtype=np.int64)
+    np.minimum.at(draw, unit, problem.draw)
+    # ---- where each unit may go, by state
+    state_part = np.zeros(n_states, dtype=bool)
+    np.logical_or.at(state_part, dest_state, part)
+    allowed = np.broadcast_to(state_part, (n_units, n_states)).copy()
+    if problem.excluded.size:
+        allowed[unit[problem.excluded[:, 0]], dest_state[problem.excluded[:, 1]]] = False
+    link_wait = np.zeros(n_units, dtype=bool)
+    binding = problem.binding if problem.binding.size else np.full(n, NO_BINDING, np.int64)
+    if (binding == BINDING_UNAVAILABLE).any():
+        link_wait[unit[binding == BINDING_UNAVAILABLE]] = True
+    bound_cases = np.flatnonzero(binding >= 0)
+    if bound_cases.size:
+        code_of = np.array([state_ix.get(s, -1) for s in problem.binding_states], dtype=np.int64)
+        target = code_of[binding[bound_cases]]
+        mask = np.arange(n_states)[None, :] == target[:, None]
+        np.logical_and.at(allowed, unit[bound_cases], mask)
+        link_wait[unit[bound_cases[target < 0]]] = True
+        # Two links of one linked group binding different states cannot both be honoured.
+        first = np.full(n_units, -1, dtype=np.int64)
+        np.maximum.at(first, unit[bound_cases], target)
+        last = np.full(n_units, big, dtype=np.int64)
+        np.minimum.at(last, unit[bound_cases], target)
+        link_wait[unit[bound_cases][first[unit[bound_cases]] != last[unit[bound_cases]]]] = True
+    allowed[link_wait] = False
+    # ---- states as the first level
+    cap_s = np.bincount(dest_state, weights=problem.capacity * part, minlength=n_states)
+    largest = np.zeros(n_states, dtype=np.int64)
+    np.maximum.at(largest, dest_state, problem.capacity * part)
+    svc_s = np.zeros((n_states, n_serv), dtype=np.int64)
+    np.add.at(svc_s, dest_state, problem.services * part[:, None])
+    before_s = np.bincount(dest_state, weights=problem.before, minlength=n_states).astype(np.int64)
+    before_s += np.array([problem.state_before.get(s, 0) for s in states], dtype=np.int64)
+    keyed_total = sum(
+        (problem.shares.get(s, Fraction(0)) for i, s in enumerate(states) if state_part[i]),
+        Fraction(0),
+    )
+    shares: list[Fraction | None] = [
+        problem.shares[s] / keyed_total
+        if state_part[i] and keyed_total > 0 and s in problem.shares
+        else None
+        for i, s in enumerate(states)
+    ]
+    pref_rows = problem.preferences
+    pref_value = (
+        (pref_rows[:, 2].max() + 1 - pref_rows[:, 2]).astype(np.float64)
+        if pref_rows.size
+        else np.zeros(0)
+    )
+    top = _Level(
+        persons=persons,
+        needs=needs,
+        allowed=allowed,
+        registered=registered,
+        draw=draw,
+        capacity=cap_s.astype(np.int64),
+        services=svc_s,
+        largest_place=largest,
+        before=before_s,
+        shares=shares,
+        order=_rank(states, seed),
+        pref=_wishes(pref_rows, pref_value, unit, dest_state[pref_rows[:, 1]], best_of=True),
+        score=_wishes(
+            problem.score_at,
+            problem.score_value,
+            unit,
+            dest_state[problem.score_at[:, 1]],
+            best_of=True,
+        ),
+    )
+    live: BoolArr = np.asarray(allowed.any(axis=1), dtype=bool)
+    first_level = _solve_level(top, live, stats)
+    unit_dest = np.full(n_units, -1, dtype=np.int64)
+    tie = first_level.tie.copy()
+    # ---- the destinations of each state
+    dests_of = [np.flatnonzero((dest_state == i) & part) for i in range(n_states)]
+    placed_units_of = [np.flatnonzero(first_level.dest == i) for i in range(n_states)]
+    for i in range(n_states):
+        members, dests = placed_units_of[i], dests_of[i]
+        if members.size == 0:
+            continue
+        if dests.size == 1:
+            unit_dest[members] = dests[0]
+            continue
+        caps = problem.capacity[dests]
+        weight = int(caps.sum())
+        sub_shares: list[Fraction | None] = [
+            Fraction(int(c), weight) if weight else Fraction(1, dests.size) for c in caps
+        ]
+        local = {int(d): k for k, d in enumerate(dests.tolist())}
+        in_state = np.isin(problem.preferences[:, 1], dests) if pref_rows.size else None
+        sub = _Level(
+            persons=persons[members],
+            needs=needs[members],
+            allowed=np.ones((members.size, dests.size), dtype=bool),
+            registered=registered[members],
+            draw=draw[members],
+            capacity=caps.astype(np.int64),
+            services=problem.services[dests].astype(np.int64),
+            largest_place=caps.astype(np.int64),
+            before=problem.before[dests].astype(np.int64),
+            shares=sub_shares,
+            order=_rank([problem.dest_ids[d] for d in dests], seed),
+            pref=_local_wishes(
+                top_pref_rows(pref_rows, pref_value, in_state), unit, members, local
+            ),
+            score=_local_wishes(
+                top_pref_rows(
+                    problem.score_at,
+                    problem.score_value,
+                    np.isin(problem.score_at[:, 1], dests) if problem.score_at.size else None,
+                ),
+                unit,
+                members,
+                local,
+            ),
+        )
+        region_stats: dict[str, int | str] = {}
+        second = _solve_level(sub, np.ones(members.size, dtype=bool), region_stats)
+        stats["lp_solves"] = int(stats.get("lp_solves", 0)) + int(region_stats.get("lp_solves", 0))
+        ok = second.dest >= 0
+        unit_dest[members[ok]] = dests[second.dest[ok]]
+        tie[members] |= second.tie
+    # ---- why the others wait
+    size_u = persons.sum(axis=1)
+    placed_d = np.bincount(
+        unit_dest[unit_dest >= 0], weights=size_u[unit_dest >= 0], minlength=len(problem.dest_ids)
+    ).astype(np.int64)
+    used_svc = np.zeros_like(problem.services)
+    np.add.at(used_svc, unit_dest[unit_dest >= 0], needs[unit_dest >= 0])
+    free_d = (problem.capacity - placed_d) * part
+    free_svc_d = (problem.services - used_svc) * part[:, None]
+    free_largest = np.zeros(n_states, dtype=np.int64)
+    np.maximum.at(free_largest, dest_state, free_d)
+    free_svc_s = np.zeros((n_states, n_serv), dtype=np.int64)
+    np.maximum.at(free_svc_s, dest_state, free_svc_d)
+    wait_u = np.zeros(n_units, dtype=np.int64)
+    waiting = np.flatnonzero(unit_dest < 0)
+    service_ok = allowed[waiting].copy()
+    for s in range(n_serv):
+        service_ok &= needs[waiting, s][:, None] <= free_svc_s[None, :, s]
+    wait_u[waiting] = np.where(
+        service_ok.any(axis=1) | ~allowed[waiting].any(axis=1), WAIT_CAPACITY, WAIT_SERVICE
+    )
+    wait_u[waiting[link_wait[waiting]]] = WAIT_LINK
+    # ---- levels and fairness over the final placement
+    t1 = int(persons[unit_dest >= 0, 0].sum())
+    t2 = int(persons[unit_dest >= 0, 1].sum())
+    t3 = int(size_u[unit_dest >= 0].sum())
+    b = first_level.tiers
+    tiers = (
+        Level(t1, max(b[0].bound, t1)),
+        Level(t2, max(b[1].bound, t2)),
+        Level(t3, max(b[2].bound, t3)),
+    )
+    fair_share, fair_state = _fair_shares(problem, states, dest_state, shares, placed_d, before_s)
+    dev = [
+        abs(float(before_s[i] + placed_d[dest_state == i].sum() - f))
+        for i, f in enumerate(fair_state)
+        if f is not None
+    ]
+    max_dev = (max(dev, default=0.0), first_level.max_dev[1])
+    sum_dev = (float(sum(dev)), first_level.sum_dev[1])
+    return ColumnarResult(
+        destination=np.where(unit_dest[unit] >= 0, unit_dest[unit], -1).astype(np.int64),
+        wait=wait_u[unit],
+        tie_draw=tie[unit],
+        unit=unit,
+        placed=placed_d,
+        tiers=tiers,
+        fair_share=fair_share,
+        max_abs_deviation=max_dev,
+        sum_abs_deviation=sum_dev,
+        stats=stats,
+    )
+
+
+def top_pref_rows(rows: I64, values: F64, keep: BoolArr | None) -> tuple[I64, F64]:
+    """The rows (and their values) that name one of a state's destinations."""
+    if keep is None:
+        return rows[:0], values[:0]
+    return rows[keep], values[keep]
+
+
+def _local_wishes(
+    picked: tuple[I64, F64], unit: I64, members: I64, local: dict[int, int]
+) -> dict[int, dict[int, float]]:
+    rows, values = picked
+    position = {int(u): k for k, u in enumerate(members.tolist())}
+    out: dict[int, dict[int, float]] = {}
+    for c, d, v in zip(rows[:, 0].tolist(), rows[:, 1].tolist(), values.tolist(), strict=True):
+        k = position.get(int(unit[c]))
+        if k is None:
+            continue
+        bucket = out.setdefault(k, {})
+        bucket[local[d]] = bucket.get(local[d], 0.0) + v
+    return out
+
+
+def _fair_shares(
+    problem: ColumnarProblem,
+    states: Sequence[str],
+    dest_state: I64,
+    shares: Sequence[Fraction | None],
+    placed: I64,
+    before_s: I64,
+) -> tuple[list[Fraction | None], list[Fraction | None]]:
+    """Exact fair shares per destination and per state on everything allocated so far."""
+    placed_s = np.bincount(dest_state, weights=placed, minlength=len(states)).astype(np.int64)
+    total = sum((int(before_s[i] + placed_s[i]) for i, f in enumerate(shares) if f is not None), 0)
+    fair_state = [None if f is None else f * total for f in shares]
+    out: list[Fraction | None] = []
+    for d in range(len(problem.dest_ids)):
+        i = int(dest_state[d])
+        fs = fair_state[i]
+        if fs is None or not problem.participating[d]:
+            out.append(None)
+            continue
+        mates = np.flatnonzero((dest_state == i) & problem.participating)
+        if mates.size == 1:
+            out.append(fs)
+            continue
+        weight = int(problem.capacity[mates].sum())
+        part = Fraction(int(problem.capacity[d]), weight) if weight else Fraction(1, mates.size)
+        out.append(fs * part)
+    return out, fair_state
