@@ -202,6 +202,7 @@ class AllocationInput:
     destinations: tuple[Destination, ...]
     cases: tuple[Case, ...]
     seed: int | None = None
+    largest_case: int = 0  # M: the largest case the ledger has allocated so far
 
 
 # --------------------------------------------------------------------------------------------
@@ -758,8 +759,13 @@ def parse_problem_input(doc: Mapping[str, Any]) -> AllocationInput:
     ]
     cases = _cases(check, top.get("cases", []), "/cases", ids)
     received: dict[str, int] = {}
+    largest_case = 0
     if top.get("ledger") is not None:
-        ledger = check.mapping(top["ledger"], "/ledger", ("received",))
+        ledger = check.mapping(top["ledger"], "/ledger", ("received", "largest_case"))
+        if ledger is not None and ledger.get("largest_case") is not None:
+            largest_case = (
+                check.count(ledger["largest_case"], "/ledger/largest_case", "persons") or 0
+            )
         raw_received = check.mapping((ledger or {}).get("received", {}), "/ledger/received")
         for name, value in (raw_received or {}).items():
             where = _ptr("/ledger/received", str(name))
@@ -777,4 +783,5 @@ def parse_problem_input(doc: Mapping[str, Any]) -> AllocationInput:
         destinations=tuple(destinations),
         cases=tuple(cases),
         seed=seed,
+        largest_case=largest_case,
     )

@@ -33,8 +33,11 @@ from fairshare.reference import (
     states,
 )
 from fairshare.storage import (
+    atomic_write_text,
     load_key,
     load_ledger,
+    read_destinations,
+    read_json,
     read_text,
     save_ledger,
     with_indicator_file,
@@ -769,6 +772,125 @@ def demo(
         "share. Try: fairshare shares --key eu2015 --total 66000 --format json · "
         "fairshare keys · fairshare --help"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# allocate
+
+
+class AllocateFormat(StrEnum):
+    """Output formats of ``allocate``."""
+
+    table = "table"
+    json = "json"
+
+
+_TABLE_ROWS = 40
+
+
+def _allocation_table(result: Mapping[str, Any]) -> str:
+    console = Console(highlight=False, soft_wrap=False, width=120, record=True, file=io.StringIO())
+    objective = result["objective"]
+    table = Table(title=f"Allocation batch — key {result['key']['name']} {result['key']['year']}")
+    for column in (
+        "destination",
+        "fair share",
+        "before",
+        "placed",
+        "after",
+        "deviation",
+        "free after",
+        f"within M={objective['M']}",
+    ):
+        table.add_column(column, justify="left" if column == "destination" else "right")
+    for row in result["destinations"]:
+        dev = row["deviation"]
+        table.add_row(
+            row["id"],
+            "–" if row["fair_share"] is None else f"{row['fair_share']:,.1f}",
+            f"{row['before']:,}",
+            f"{row['placed']:,}",
+            f"{row['after']:,}",
+            "–" if dev is None else f"{dev:+,.1f}",
+            f"{row['free_after']:,}",
+            "–" if row["within_bound"] is None else ("yes" if row["within_bound"] else "no *"),
+        )
+    console.print(table)
+    for row in result["destinations"] + result.get("states", []):
+        if row.get("bound_note"):
+            console.print(f"* {row['id']}: {row['bound_note']}")
+    levels = ", ".join(
+        f"{name} {objective[name]['placed']:,} of at most {objective[name]['bound']:,.0f}"
+        for name in ("tier1", "tier2", "total")
+    )
+    console.print(f"Persons placed: {levels}; gap {objective['gap']:.4%}.")
+    waiting = result["waiting"]
+    by_code = ", ".join(f"{k} {v:,}" for k, v in waiting["by_code"].items()) or "none"
+    console.print(
+        f"Waiting: {waiting['cases']:,} cases, {waiting['persons']:,} persons ({by_code})."
+    )
+    cases = Table(title="Cases")
+    for column in ("case", "tier", "persons", "destination", "reasons"):
+        cases.add_column(column)
+    for item in result["assignments"][:_TABLE_ROWS]:
+        cases.add_row(
+            item["case"],
+            str(item["tier"]),
+            str(item["persons"]),
+            item["destination"] or "waits",
+            ", ".join(r["code"] for r in item["reasons"]),
+        )
+    console.print(cases)
+    more = len(result["assignments"]) - _TABLE_ROWS
+    if more > 0:
+        console.print(f"… {more:,} more cases; --format json gives every case with its reasons.")
+    return console.export_text()
+
+
+@app.command("allocate")
+def allocate_command(
+    input_file: Annotated[
+        Path,
+        typer.Argument(metavar="INPUT.json", help="The batch: key, ledger, destinations, cases."),
+    ],
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the tie draws (else the input's 'seed', else 0).")
+    ] = None,
+    output_format: Annotated[
+        AllocateFormat, typer.Option("--format", help="table for people, json for tools.")
+    ] = AllocateFormat.table,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write the output to this file (atomically) instead of standard output.",
+        ),
+    ] = None,
+    destinations: Annotated[
+        Path | None,
+        typer.Option(help="Destinations from a JSON or CSV file, replacing the input's."),
+    ] = None,
+) -> None:
+    """Allocate one batch of cases: whole families, the most vulnerable first, fair shares."""
+    from fairshare.allocate import allocate_document
+
+    doc = read_json(input_file, "input file")
+    if not isinstance(doc, dict):
+        raise InputError(
+            f"{input_file}: the input must be a JSON object with key, destinations and cases"
+        )
+    if destinations is not None:
+        doc = {**doc, "destinations": read_destinations(destinations)}
+    result = allocate_document(doc, seed=seed)
+    if output_format is AllocateFormat.json:
+        text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = _allocation_table(result)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(output, text)
 
 
 # --------------------------------------------------------------------------------------------

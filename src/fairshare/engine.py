@@ -621,6 +621,11 @@ def _solve_types(
     for s in range(level.services.shape[1]):
         fit &= types.needs[:, s][:, None] <= level.services[:, s][None, :]
     pt, pd = (a.astype(np.int64) for a in np.nonzero(fit))
+    if pt.size == 0:
+        stats["types"] = int(types.size.size)
+        zero = Level(0, 0.0)
+        y0 = np.zeros((types.size.size, n_dest), dtype=np.int64)
+        return y0, (zero, zero, zero), (0.0, 0.0), (0.0, 0.0)
     keyed = np.array([d for d in range(n_dest) if level.shares[d] is not None], dtype=np.int64)
     share = np.array([float(level.shares[d]) for d in keyed], dtype=np.float64)
     before_keyed = float(level.before[keyed].sum()) if keyed.size else 0.0

@@ -11,11 +11,16 @@ either the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from fairshare import keys
+from fairshare.cases import SERVICES
 from fairshare.errors import InputError
 from fairshare.keys import KeyDefinition, builtin_keys
 from fairshare.ledger import Ledger
@@ -25,6 +30,8 @@ __all__ = [
     "atomic_write_text",
     "load_key",
     "load_ledger",
+    "read_destinations",
+    "read_json",
     "read_text",
     "save_ledger",
     "with_indicator_file",
@@ -41,6 +48,83 @@ def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
         raise InputError(f"{path} is a directory; pass the {what}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read as UTF-8 text ({exc})") from None
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
+    """A user's JSON document, or one InputError that says where the syntax breaks."""
+    text = read_text(path, what)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except ValueError as exc:
+        raise InputError(f"{path}: invalid JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON; use a number")
+
+
+#: Columns of a destinations CSV: id, parent, capacity, participating, then one column of
+#: places per service (any may be left out but id and capacity).
+DESTINATION_COLUMNS = ("id", "parent", "capacity", "participating", *SERVICES)
+
+
+def read_destinations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Destinations from a JSON list or a CSV file (:data:`DESTINATION_COLUMNS`).
+
+    The result is JSON-like, to be validated with the rest of the input
+    (:func:`fairshare.cases.parse_problem_input`), so that every problem is reported with its
+    location.
+    """
+    if str(path).lower().endswith(".json"):
+        data = read_json(path, "destinations file")
+        if isinstance(data, dict) and "destinations" in data:
+            data = data["destinations"]
+        if not isinstance(data, list):
+            raise InputError(f"{path}: expected a JSON list of destinations")
+        return data
+    text = read_text(path, "destinations file")
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in reader.fieldnames or []]
+    unknown = [h for h in header if h not in DESTINATION_COLUMNS]
+    if "id" not in header or "capacity" not in header or unknown:
+        raise InputError(
+            f"{path}: the header must name id and capacity, and may name "
+            f"{', '.join(DESTINATION_COLUMNS[1:])}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+        )
+    out: list[dict[str, Any]] = []
+    for line, row in enumerate(reader, start=2):
+        item: dict[str, Any] = {}
+        services: dict[str, Any] = {}
+        for key, raw in row.items():
+            if key is None:
+                raise InputError(f"{path}, line {line}: more fields than the header names")
+            name, value = key.strip(), (raw or "").strip()
+            if value == "":
+                continue
+            if name in SERVICES or name == "capacity":
+                number: Any = int(value) if value.lstrip("-").isdigit() else value
+                (services if name in SERVICES else item)[name] = number
+            elif name == "participating":
+                lowered = value.lower()
+                item[name] = {
+                    "true": True,
+                    "yes": True,
+                    "1": True,
+                    "false": False,
+                    "no": False,
+                    "0": False,
+                }.get(lowered, value)
+            else:
+                item[name] = value
+        if services:
+            item["services"] = services
+        out.append(item)
+    return out
 
 
 def load_key(name_or_path: str) -> KeyDefinition:

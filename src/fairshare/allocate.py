@@ -1,0 +1,731 @@
+"""One allocation batch, explained: validated cases in, a destination and reasons out.
+
+This is the Python API behind ``fairshare allocate``. It screens every case
+(:mod:`fairshare.screening`), applies the Dublin III family criteria
+(:mod:`fairshare.responsibility`), evaluates the key over the participating destinations
+(:mod:`fairshare.keys`), turns everything into columns and solves the batch with
+:func:`fairshare.engine.solve_columns`, then explains each decision in plain language with a
+reason code (docs/allocation.md lists them).
+
+>>> doc = {
+...     "key": {"name": "population", "year": 2015},
+...     "destinations": [{"id": "DE", "capacity": 3}, {"id": "SE", "capacity": 2}],
+...     "cases": [{"id": "c1", "entry_state": "EL", "registered_on": "2015-10-02",
+...                "members": [{"id": "p1", "age": 30}, {"id": "p2", "age": 4}],
+...                "family_links": [{"state": "SE", "relation": "spouse",
+...                                  "status": "beneficiary"}]}],
+... }
+>>> out = allocate_document(doc)
+>>> out["assignments"][0]["destination"], [r["code"] for r in out["assignments"][0]["reasons"]]
+('SE', ['priority', 'family_link', 'fair_share'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from fairshare import __version__
+from fairshare.cases import SERVICES, AllocationInput, Case, parse_problem_input
+from fairshare.engine import (
+    BINDING_UNAVAILABLE,
+    NO_BINDING,
+    WAIT_CAPACITY,
+    WAIT_LINK,
+    WAIT_SERVICE,
+    ColumnarProblem,
+    ColumnarResult,
+    solve_columns,
+)
+from fairshare.errors import InputError
+from fairshare.keys import KeyDefinition, compute_key, load_key
+from fairshare.reference import states as known_states
+from fairshare.responsibility import Binding, binding_destination, linked_groups
+from fairshare.screening import Screening, screen_case
+
+__all__ = [
+    "FORMAT",
+    "REASON_CODES",
+    "Allocation",
+    "allocate",
+    "allocate_document",
+    "case_draw",
+]
+
+FORMAT = "fairshare-allocation"
+VERSION = 1
+
+#: Every reason code an assignment can carry, in the order they are listed for a case.
+REASON_CODES: tuple[str, ...] = (
+    "priority",
+    "needs",
+    "family_link",
+    "linked_case",
+    "excluded",
+    "fair_share",
+    "preference",
+    "score",
+    "tie_draw",
+    "waiting_capacity",
+    "waiting_service",
+    "waiting_link",
+)
+
+_SERVICE_WORDS = {
+    "unaccompanied_minor": "unaccompanied-minor",
+    "medical": "medical",
+    "maternity": "maternity",
+    "accessible": "accessible",
+    "trafficking_shelter": "trafficking-protection shelter",
+}
+
+
+def case_draw(seed: int, case_id: str) -> int:
+    """The seeded lottery number of a case (lower is drawn first among equal dates).
+
+    A keyed hash of the seed and the case id, so that the draw does not depend on the order
+    of the input and can be recomputed by anyone who knows the seed.
+
+    >>> case_draw(0, "c1") == case_draw(0, "c1"), case_draw(0, "c1") == case_draw(1, "c1")
+    (True, False)
+    """
+    digest = hashlib.blake2b(f"{seed}:{case_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def _ordinal(n: int) -> str:
+    if 10 <= n % 100 <= 20:
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
+
+
+def _persons(n: int) -> str:
+    return f"{n} person" if n == 1 else f"{n:,} persons"
+
+
+def _num(x: Fraction | float) -> str:
+    value = float(x)
+    return f"{value:,.0f}" if abs(value - round(value)) < 1e-9 else f"{value:,.1f}"
+
+
+def _exact(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+@dataclass
+class Allocation:
+    """The explained result of one batch; :meth:`to_dict` is the JSON contract."""
+
+    document: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The output document (docs/schema/allocation-output.schema.json)."""
+        return self.document
+
+    @property
+    def assignments(self) -> list[dict[str, Any]]:
+        """One entry per case, in input order."""
+        return list(self.document["assignments"])
+
+
+def _key_result(
+    problem: AllocationInput, participating: Sequence[str], definition: KeyDefinition | None
+) -> tuple[KeyDefinition, dict[str, Fraction], int]:
+    spec = problem.key
+    if definition is None:
+        name = spec.get("name")
+        if not isinstance(name, str):
+            raise InputError('/key/name: the key needs a name, e.g. {"name": "population"}')
+        definition = load_key(name)
+    year = spec.get("year")
+    if not participating:
+        return definition, {}, int(year) if isinstance(year, int) else 0
+    result = compute_key(
+        definition, year=year if isinstance(year, int) else None, participants=participating
+    )
+    return definition, dict(result.shares), result.year
+
+
+def allocate(
+    problem: AllocationInput,
+    *,
+    seed: int | None = None,
+    key_definition: KeyDefinition | None = None,
+    largest_case: int | None = None,
+) -> Allocation:
+    """Allocate one batch and explain every decision.
+
+    ``seed`` (else the input's ``seed``, else 0) breaks ties between cases registered on the
+    same day and between equally placed destinations; the same input and seed give the same
+    output, byte for byte. ``largest_case`` is M recorded by the ledger (also read from the
+    input's ``ledger.largest_case``).
+    """
+    chosen_seed = seed if seed is not None else (problem.seed if problem.seed is not None else 0)
+    dests = problem.destinations
+    if not dests:
+        raise InputError("/destinations: give at least one destination")
+    dest_state = [d.parent or d.id for d in dests]
+    participating = list(
+        dict.fromkeys(s for s, d in zip(dest_state, dests, strict=True) if d.participating)
+    )
+    definition, shares, key_year = _key_result(problem, participating, key_definition)
+    cases = problem.cases
+    screenings = [screen_case(c) for c in cases]
+    bindings: list[Binding | None] = [
+        binding_destination(c, s, participating) for c, s in zip(cases, screenings, strict=True)
+    ]
+    groups = linked_groups(cases)
+    group_of: dict[str, int] = {}
+    for g, ids in enumerate(groups):
+        for cid in ids:
+            group_of[cid] = g
+    n = len(cases)
+    index_of_dest = {d.id: i for i, d in enumerate(dests)}
+
+    def matching(name: str) -> list[int]:
+        if name in index_of_dest:
+            return [index_of_dest[name]]
+        return [i for i, s in enumerate(dest_state) if s == name]
+
+    binding_states = tuple(dict.fromkeys(b.state for b in bindings if b is not None))
+    binding_code = np.full(n, NO_BINDING, dtype=np.int64)
+    excluded: list[tuple[int, int]] = []
+    prefs: list[tuple[int, int, int]] = []
+    score_at: list[tuple[int, int]] = []
+    score_value: list[float] = []
+    for i, (case, b) in enumerate(zip(cases, bindings, strict=True)):
+        if b is not None:
+            binding_code[i] = binding_states.index(b.state) if b.available else BINDING_UNAVAILABLE
+        for ex in case.excluded:
+            excluded.extend((i, d) for d in matching(ex.state))
+        for rank, name in enumerate(case.preferences):
+            prefs.extend((i, d, rank) for d in matching(name))
+        for name, value in case.scores.items():
+            for d in matching(name):
+                score_at.append((i, d))
+                score_value.append(float(value))
+    received = problem.received
+    columns = ColumnarProblem(
+        dest_ids=tuple(d.id for d in dests),
+        dest_state=tuple(dest_state),
+        capacity=np.array([d.capacity for d in dests], dtype=np.int64),
+        services=np.array(
+            [[d.services.get(s, 0) for s in SERVICES] for d in dests], dtype=np.int64
+        ).reshape(len(dests), len(SERVICES)),
+        participating=np.array([d.participating for d in dests], dtype=bool),
+        before=np.array([received.get(d.id, 0) for d in dests], dtype=np.int64),
+        shares=shares,
+        size=np.array([c.size for c in cases], dtype=np.int64),
+        tier=np.array([s.tier for s in screenings], dtype=np.int64),
+        needs=np.array(
+            [[s.needs.get(v, 0) for v in SERVICES] for s in screenings], dtype=np.int64
+        ).reshape(n, len(SERVICES)),
+        registered=np.array([c.registered_on.toordinal() for c in cases], dtype=np.int64),
+        draw=np.array([case_draw(chosen_seed, c.id) for c in cases], dtype=np.int64),
+        group=np.array([group_of[c.id] for c in cases], dtype=np.int64),
+        binding_states=binding_states,
+        binding=binding_code,
+        excluded=np.array(excluded, dtype=np.int64).reshape(-1, 2),
+        preferences=np.array(prefs, dtype=np.int64).reshape(-1, 3),
+        score_at=np.array(score_at, dtype=np.int64).reshape(-1, 2),
+        score_value=np.array(score_value, dtype=np.float64),
+        largest_unit=problem.largest_case if largest_case is None else largest_case,
+        state_before={
+            s: received[s] for s in participating if s in received and s not in index_of_dest
+        },
+    )
+    result = solve_columns(columns, seed=chosen_seed)
+    explainer = _Explainer(problem, columns, result, screenings, bindings, groups, chosen_seed)
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "fairshare_version": __version__,
+        "seed": chosen_seed,
+        "key": {
+            "name": definition.name,
+            "title": definition.title,
+            "reference": definition.reference,
+            "year": key_year,
+            "participants": participating,
+        },
+        "assignments": explainer.assignments(),
+        "destinations": explainer.destinations(),
+        "states": explainer.states(),
+        "objective": explainer.objective(),
+        "waiting": explainer.waiting(),
+    }
+    return Allocation(document)
+
+
+def allocate_document(
+    doc: Mapping[str, Any],
+    *,
+    seed: int | None = None,
+    key_definition: KeyDefinition | None = None,
+) -> dict[str, Any]:
+    """Validate an input document (docs/schema/allocation-input.schema.json) and allocate it."""
+    problem = parse_problem_input(doc)
+    return allocate(problem, seed=seed, key_definition=key_definition).to_dict()
+
+
+# --------------------------------------------------------------------------------------------
+# Explanations
+
+
+class _Explainer:
+    def __init__(
+        self,
+        problem: AllocationInput,
+        columns: ColumnarProblem,
+        result: ColumnarResult,
+        screenings: Sequence[Screening],
+        bindings: Sequence[Binding | None],
+        groups: Sequence[tuple[str, ...]],
+        seed: int,
+    ) -> None:
+        self.problem = problem
+        self.cols = columns
+        self.result = result
+        self.screenings = screenings
+        self.bindings = bindings
+        self.groups = {cid: g for g in groups for cid in g}
+        self.seed = seed
+        d = columns
+        self.placed = result.placed
+        used = np.zeros_like(d.services)
+        dest = result.destination
+        np.add.at(used, dest[dest >= 0], d.needs[dest >= 0])
+        self.free = d.capacity - self.placed
+        self.free_services = d.services - used
+        self.state_names = known_states()
+        placed_sizes = d.size[dest >= 0]
+        self.M = max(int(d.largest_unit), int(placed_sizes.max()) if placed_sizes.size else 0)
+        self.dest_index = {x: i for i, x in enumerate(d.dest_ids)}
+        self.state_rows = self._state_rows()
+
+    # -- per destination / state -------------------------------------------------------------
+
+    def _dev(self, d: int) -> Fraction | None:
+        fs = self.result.fair_share[d]
+        if fs is None:
+            return None
+        return int(self.cols.before[d] + self.placed[d]) - fs
+
+    def _state_rows(self) -> dict[str, dict[str, Any]]:
+        c = self.cols
+        rows: dict[str, dict[str, Any]] = {}
+        for d, state in enumerate(c.dest_state):
+            row = rows.setdefault(
+                state,
+                {"before": c.state_before.get(state, 0), "placed": 0, "dests": [], "bound": 0},
+            )
+            row["before"] += int(c.before[d])
+            row["placed"] += int(self.placed[d])
+            row["dests"].append(d)
+        total = sum(
+            r["before"] + r["placed"] for s, r in rows.items() if self._share(s) is not None
+        )
+        for state, row in rows.items():
+            share = self._share(state)
+            row["share"] = share
+            row["fair"] = None if share is None else share * total
+            row["after"] = row["before"] + row["placed"]
+        for i, case in enumerate(self.problem.cases):
+            b = self.bindings[i]
+            if b is not None and self.result.destination[i] >= 0:
+                rows[b.state]["bound"] += case.size
+        return rows
+
+    def _share(self, state: str) -> Fraction | None:
+        c = self.cols
+        keyed = [
+            s
+            for s in dict.fromkeys(c.dest_state)
+            if s in c.shares
+            and any(p and ds == s for p, ds in zip(c.participating, c.dest_state, strict=True))
+        ]
+        if state not in keyed:
+            return None
+        total = sum((c.shares[s] for s in keyed), Fraction(0))
+        return c.shares[state] / total if total else None
+
+    def _bound_note(self, state: str) -> str | None:
+        row = self.state_rows[state]
+        if row["fair"] is None:
+            return None
+        dev = row["after"] - row["fair"]
+        if abs(dev) <= self.M:
+            return None
+        if dev > 0:
+            over_before = row["before"] - row["fair"]
+            if over_before > self.M:
+                return (
+                    f"it had already received {_num(over_before)} more than its fair share "
+                    "before this batch; a batch can only add persons"
+                )
+            if row["bound"]:
+                return f"binding family links (Dublin III) brought {_persons(row['bound'])} here"
+            return (
+                "placing the most persons came first: the other destinations were full, "
+                "excluded for the waiting cases or lacked their service places"
+            )
+        free = int(sum(self.free[d] for d in row["dests"] if self.cols.participating[d]))
+        if free == 0:
+            return "its free capacity is used up: it has no places left"
+        return (
+            f"{_persons(free)} of free capacity are left, but no waiting case can use them "
+            "(family links, exclusions, service needs or family size)"
+        )
+
+    def destinations(self) -> list[dict[str, Any]]:
+        c = self.cols
+        out = []
+        total = self._total_for_share()
+        for d, did in enumerate(c.dest_ids):
+            fs = self.result.fair_share[d]
+            dev = self._dev(d)
+            state = c.dest_state[d]
+            region = did != state
+            out.append(
+                {
+                    "id": did,
+                    "state": state,
+                    "participating": bool(c.participating[d]),
+                    "share": None if fs is None or not total else float(fs / total),
+                    "fair_share": None if fs is None else float(fs),
+                    "fair_share_exact": None if fs is None else _exact(fs),
+                    "before": int(c.before[d]),
+                    "placed": int(self.placed[d]),
+                    "after": int(c.before[d] + self.placed[d]),
+                    "deviation": None if dev is None else float(dev),
+                    "deviation_exact": None if dev is None else _exact(dev),
+                    "capacity": int(c.capacity[d]),
+                    "free_after": int(self.free[d]),
+                    "services_free_after": {
+                        s: int(self.free_services[d, k])
+                        for k, s in enumerate(SERVICES)
+                        if c.services[d, k] > 0
+                    },
+                    "within_bound": None if dev is None else bool(abs(dev) <= self.M),
+                    "bound_note": None if region else self._bound_note(state),
+                }
+            )
+        return out
+
+    def _total_for_share(self) -> int:
+        return int(
+            sum(
+                r["before"] + r["placed"] for r in self.state_rows.values() if r["fair"] is not None
+            )
+        )
+
+    def states(self) -> list[dict[str, Any]]:
+        if all(c == s for c, s in zip(self.cols.dest_ids, self.cols.dest_state, strict=True)):
+            return []
+        out = []
+        for state, row in self.state_rows.items():
+            fair = row["fair"]
+            dev = None if fair is None else row["after"] - fair
+            out.append(
+                {
+                    "id": state,
+                    "share": None if row["share"] is None else float(row["share"]),
+                    "fair_share": None if fair is None else float(fair),
+                    "fair_share_exact": None if fair is None else _exact(fair),
+                    "before": row["before"],
+                    "placed": row["placed"],
+                    "after": row["after"],
+                    "deviation": None if dev is None else float(dev),
+                    "deviation_exact": None if dev is None else _exact(dev),
+                    "within_bound": None if dev is None else bool(abs(dev) <= self.M),
+                    "bound_note": self._bound_note(state),
+                }
+            )
+        return out
+
+    # -- objective --------------------------------------------------------------------------
+
+    def objective(self) -> dict[str, Any]:
+        r = self.result
+        names = ("tier1", "tier2", "total")
+        levels = {
+            name: {"placed": lv.placed, "bound": lv.bound, "gap": lv.gap}
+            for name, lv in zip(names, r.tiers, strict=True)
+        }
+        cases = self.problem.cases
+        with_prefs = [i for i, c in enumerate(cases) if c.preferences]
+        first = 0
+        any_choice = 0
+        for i in with_prefs:
+            d = int(r.destination[i])
+            if d < 0:
+                continue
+            rank = self._rank(cases[i], d)
+            if rank == 0:
+                first += 1
+            if rank is not None:
+                any_choice += 1
+        keyed = [row for row in self.state_rows.values() if row["fair"] is not None]
+        within = all(abs(row["after"] - row["fair"]) <= self.M for row in keyed)
+        return {
+            **levels,
+            "max_abs_deviation": {
+                "value": r.max_abs_deviation[0],
+                "lp_value": r.max_abs_deviation[1],
+            },
+            "sum_abs_deviation": {
+                "value": r.sum_abs_deviation[0],
+                "lp_value": r.sum_abs_deviation[1],
+            },
+            "preferences": {
+                "cases_with_preferences": len(with_prefs),
+                "first_choice": first,
+                "any_choice": any_choice,
+            },
+            "scores": {
+                "sum": round(
+                    float(
+                        sum(
+                            c.scores.get(self.cols.dest_ids[int(r.destination[i])], 0.0)
+                            for i, c in enumerate(cases)
+                            if r.destination[i] >= 0
+                        )
+                    ),
+                    9,
+                ),
+            },
+            "M": self.M,
+            "within_M": within,
+            "gap": r.gap,
+            "gaps": {name: lv.gap for name, lv in zip(names, r.tiers, strict=True)},
+            "solver": dict(r.stats),
+        }
+
+    def waiting(self) -> dict[str, Any]:
+        r = self.result
+        by_code: dict[str, int] = {}
+        persons = 0
+        count = 0
+        codes = {
+            WAIT_CAPACITY: "waiting_capacity",
+            WAIT_SERVICE: "waiting_service",
+            WAIT_LINK: "waiting_link",
+        }
+        for i, case in enumerate(self.problem.cases):
+            if r.destination[i] >= 0:
+                continue
+            count += 1
+            persons += case.size
+            code = codes[int(r.wait[i])]
+            by_code[code] = by_code.get(code, 0) + 1
+        return {"cases": count, "persons": persons, "by_code": dict(sorted(by_code.items()))}
+
+    # -- per case ---------------------------------------------------------------------------
+
+    def _rank(self, case: Case, d: int) -> int | None:
+        did = self.cols.dest_ids[d]
+        state = self.cols.dest_state[d]
+        for rank, name in enumerate(case.preferences):
+            if name in (did, state):
+                return rank
+        return None
+
+    def _name(self, code: str) -> str:
+        known = self.state_names.get(code)
+        return f"{known.name} ({code})" if known else code
+
+    def assignments(self) -> list[dict[str, Any]]:
+        return [self._assignment(i, case) for i, case in enumerate(self.problem.cases)]
+
+    def _assignment(self, i: int, case: Case) -> dict[str, Any]:
+        r = self.result
+        d = int(r.destination[i])
+        screening = self.screenings[i]
+        reasons: list[tuple[str, str]] = []
+        tier_text = next(text for code, text in screening.reasons if code == "tier")
+        if screening.tier < 3:
+            tier_text += "; placed before every lower tier"
+        reasons.append(("priority", tier_text[0].upper() + tier_text[1:]))
+        if screening.needs:
+            needs = ", ".join(
+                f"{n} {_SERVICE_WORDS[s]} place{'s' if n > 1 else ''}"
+                for s, n in screening.needs.items()
+            )
+            detail = "; ".join(text for code, text in screening.reasons if code.startswith("need."))
+            where = f"; {self.cols.dest_ids[d]} had them free" if d >= 0 else ""
+            reasons.append(("needs", f"Needs {needs}: {detail}{where}"))
+        b = self.bindings[i]
+        if b is not None:
+            reasons.append(("family_link", b.text))
+        group = self.groups.get(case.id, (case.id,))
+        if len(group) > 1:
+            others = ", ".join(g for g in group if g != case.id)
+            fate = "go" if d >= 0 else "wait"
+            reasons.append(
+                (
+                    "linked_case",
+                    f"Linked with {others}: they {fate} together (family members applying "
+                    "together are kept together, Regulation (EU) No 604/2013, Art. 11)",
+                )
+            )
+        for ex in case.excluded:
+            reasons.append(("excluded", f"Never sent to {self._name(ex.state)}: {ex.reason}"))
+        if d >= 0:
+            reasons.extend(self._placed_reasons(i, case, d, b))
+        else:
+            reasons.extend(self._waiting_reasons(i, case, b))
+        if r.tie_draw[i]:
+            day = case.registered_on.isoformat()
+            fate = "a place" if d >= 0 else "no place"
+            reasons.append(
+                (
+                    "tie_draw",
+                    f"Cases registered on the same day ({day}) competed for the last places "
+                    f"of their kind; the seeded draw (seed {self.seed}) gave this case {fate}",
+                )
+            )
+        order = {code: k for k, code in enumerate(REASON_CODES)}
+        reasons.sort(key=lambda item: order[item[0]])
+        return {
+            "case": case.id,
+            "destination": self.cols.dest_ids[d] if d >= 0 else None,
+            "state": self.cols.dest_state[d] if d >= 0 else None,
+            "tier": screening.tier,
+            "persons": case.size,
+            "reasons": [{"code": code, "text": text} for code, text in reasons],
+        }
+
+    def _placed_reasons(
+        self, i: int, case: Case, d: int, b: Binding | None
+    ) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        did = self.cols.dest_ids[d]
+        state = self.cols.dest_state[d]
+        row = self.state_rows[state]
+        if row["fair"] is not None:
+            dev = row["after"] - row["fair"]
+            where = "above" if dev > 0 else "below"
+            out.append(
+                (
+                    "fair_share",
+                    f"{self._name(state)} ends the batch with {_persons(row['after'])} against "
+                    f"a fair share of {_num(row['fair'])} ({_num(abs(dev))} {where}); the batch "
+                    "keeps every state as close to its fair share as the places allow "
+                    "(largest deviation first, then the sum)",
+                )
+            )
+        if case.preferences:
+            rank = self._rank(case, d)
+            if rank is not None:
+                out.append(("preference", f"{did} was its {_ordinal(rank + 1)} preference"))
+            else:
+                why = (
+                    "a family link decides"
+                    if b is not None
+                    else "its preferred destinations had no place left that fairness and "
+                    "more urgent cases allowed"
+                )
+                out.append(
+                    (
+                        "preference",
+                        f"Its preferences ({', '.join(case.preferences)}) could not be met: {why}",
+                    )
+                )
+        if case.scores:
+            value = case.scores.get(did, case.scores.get(state))
+            best = max(case.scores.items(), key=lambda kv: (kv[1], kv[0]))
+            if value is None:
+                text = f"No outcome score for {did}; its best score was {best[1]:g} for {best[0]}"
+            elif value >= best[1]:
+                text = f"Outcome score {value:g} for {did}, its highest"
+            else:
+                text = (
+                    f"Outcome score {value:g} for {did} (highest: {best[1]:g} for {best[0]}, "
+                    "which fairness or capacity ruled out)"
+                )
+            out.append(("score", text))
+        return out
+
+    def _waiting_reasons(self, i: int, case: Case, b: Binding | None) -> list[tuple[str, str]]:
+        r = self.result
+        code = int(r.wait[i])
+        c = self.cols
+        if code == WAIT_LINK:
+            if b is not None and not b.available:
+                text = (
+                    f"Waits for its family link: {self._name(b.state)} is bound by "
+                    f"{b.article} but is not a participating destination in this batch"
+                )
+            else:
+                text = (
+                    "Waits: its linked cases have family links binding different states; a "
+                    "caseworker must decide which one applies (Regulation (EU) No 604/2013, "
+                    "Art. 11)"
+                )
+            return [("waiting_link", text)]
+        group = self.groups.get(case.id, (case.id,))
+        members = [self._case_index(g) for g in group]
+        if b is None:
+            b = next((self.bindings[k] for k in members if self.bindings[k] is not None), None)
+        allowed = sorted(set.intersection(*(set(self._allowed(k, b)) for k in members)))
+        if code == WAIT_SERVICE:
+            needs: dict[str, int] = {}
+            for k in members:
+                for s, n in self.screenings[k].needs.items():
+                    needs[s] = needs.get(s, 0) + n
+            lacking = [
+                s
+                for s, n in needs.items()
+                if not any(self.free_services[d, SERVICES.index(s)] >= n for d in allowed)
+            ]
+            words = " or ".join(
+                f"{needs[s]} free {_SERVICE_WORDS[s]} place{'s' if needs[s] > 1 else ''}"
+                for s in lacking or needs
+            )
+            scope = "participating state" if b is None else f"destination in {b.state}"
+            whose = "it" if len(members) == 1 else "its linked group"
+            return [
+                (
+                    "waiting_service",
+                    f"Waits: no {scope} {whose} may go to has {words} left",
+                )
+            ]
+        if not allowed:
+            return [
+                (
+                    "waiting_capacity",
+                    "Waits: every participating destination is excluded for this case",
+                )
+            ]
+        persons = sum(int(c.size[k]) for k in members)
+        largest = max((int(self.free[d]) for d in allowed), default=0)
+        return [
+            (
+                "waiting_capacity",
+                f"Waits: no destination it may go to has room for {_persons(int(persons))} "
+                f"together (largest free: {largest}) after more urgent and earlier-registered "
+                "cases were placed",
+            )
+        ]
+
+    def _case_index(self, cid: str) -> int:
+        if not hasattr(self, "_ids"):
+            self._ids = {c.id: k for k, c in enumerate(self.problem.cases)}
+        return self._ids[cid]
+
+    def _allowed(self, i: int, b: Binding | None) -> list[int]:
+        c = self.cols
+        excluded = {e.state for e in self.problem.cases[i].excluded}
+        return [
+            d
+            for d in range(len(c.dest_ids))
+            if c.participating[d]
+            and c.dest_state[d] not in excluded
+            and c.dest_ids[d] not in excluded
+            and (b is None or c.dest_state[d] == b.state)
+        ]
