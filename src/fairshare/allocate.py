@@ -176,8 +176,10 @@ def allocate(
     definition, shares, key_year = _key_result(problem, participating, key_definition)
     cases = problem.cases
     screenings = [screen_case(c) for c in cases]
+    # A family link may name a state or one of the regions given as destinations.
+    reachable = set(participating) | {d.id for d in dests if d.participating}
     bindings: list[Binding | None] = [
-        binding_destination(c, s, participating) for c, s in zip(cases, screenings, strict=True)
+        binding_destination(c, s, reachable) for c, s in zip(cases, screenings, strict=True)
     ]
     groups = linked_groups(cases)
     group_of: dict[str, int] = {}
@@ -192,7 +194,10 @@ def allocate(
             return [index_of_dest[name]]
         return [i for i, s in enumerate(dest_state) if s == name]
 
-    binding_states = tuple(dict.fromkeys(b.state for b in bindings if b is not None))
+    def state_of(name: str) -> str:
+        return dest_state[index_of_dest[name]] if name in index_of_dest else name
+
+    binding_states = tuple(dict.fromkeys(state_of(b.state) for b in bindings if b is not None))
     binding_code = np.full(n, NO_BINDING, dtype=np.int64)
     excluded: list[tuple[int, int]] = []
     prefs: list[tuple[int, int, int]] = []
@@ -200,7 +205,13 @@ def allocate(
     score_value: list[float] = []
     for i, (case, b) in enumerate(zip(cases, bindings, strict=True)):
         if b is not None:
-            binding_code[i] = binding_states.index(b.state) if b.available else BINDING_UNAVAILABLE
+            bound_state = state_of(b.state)
+            binding_code[i] = (
+                binding_states.index(bound_state) if b.available else BINDING_UNAVAILABLE
+            )
+            if b.available and b.state != bound_state:
+                # Bound to one region: the state's other destinations are ruled out.
+                excluded.extend((i, d) for d in matching(bound_state) if dests[d].id != b.state)
         for ex in case.excluded:
             excluded.extend((i, d) for d in matching(ex.state))
         for rank, name in enumerate(case.preferences):
@@ -338,7 +349,7 @@ class _Explainer:
         for i, case in enumerate(self.problem.cases):
             b = self.bindings[i]
             if b is not None and self.result.destination[i] >= 0:
-                rows[b.state]["bound"] += case.size
+                rows[self.cols.dest_state[int(self.result.destination[i])]]["bound"] += case.size
         return rows
 
     def _share(self, state: str) -> Fraction | None:
@@ -470,17 +481,20 @@ class _Explainer:
                 first += 1
             if rank is not None:
                 any_choice += 1
-        keyed = [row for row in self.state_rows.values() if row["fair"] is not None]
-        within = all(abs(row["after"] - row["fair"]) <= self.M for row in keyed)
+        within = all(
+            abs(dev) <= self.M
+            for dev in (self._dev(d) for d in range(len(self.cols.dest_ids)))
+            if dev is not None
+        )
         return {
             **levels,
             "max_abs_deviation": {
                 "value": r.max_abs_deviation[0],
-                "lp_value": r.max_abs_deviation[1],
+                "bound": r.max_abs_deviation[1],
             },
             "sum_abs_deviation": {
                 "value": r.sum_abs_deviation[0],
-                "lp_value": r.sum_abs_deviation[1],
+                "bound": r.sum_abs_deviation[1],
             },
             "preferences": {
                 "cases_with_preferences": len(with_prefs),
@@ -727,5 +741,5 @@ class _Explainer:
             if c.participating[d]
             and c.dest_state[d] not in excluded
             and c.dest_ids[d] not in excluded
-            and (b is None or c.dest_state[d] == b.state)
+            and (b is None or b.state in (c.dest_state[d], c.dest_ids[d]))
         ]

@@ -266,8 +266,18 @@ class _Flat:
     stats: dict[str, int | str]
 
 
-def _types(level: _Level, live: BoolArr) -> tuple[I64, I64]:
-    """Group the live units into types; returns (type of each unit or -1, representative unit)."""
+#: Units with different preferences or scores form different types (so that the LP can
+#: weigh them) up to this many distinct wishes; above it, wishes are met by matching units
+#: to the places of their type (docs/allocation.md).
+MAX_WISH_SIGNATURES = 4_000
+
+
+def _types(level: _Level, live: BoolArr) -> tuple[I64, I64, bool]:
+    """Group the live units into types.
+
+    Returns the type of each unit (-1 if not live), a representative unit per type, and
+    whether units with different wishes were kept in different types.
+    """
     n_units, n_dest = level.allowed.shape
     words = (n_dest + 62) // 63
     packed = np.zeros((n_units, words), dtype=np.int64)
@@ -275,14 +285,25 @@ def _types(level: _Level, live: BoolArr) -> tuple[I64, I64]:
         block = level.allowed[:, w * 63 : (w + 1) * 63].astype(np.int64)
         weights = np.left_shift(np.int64(1), np.arange(block.shape[1], dtype=np.int64))
         packed[:, w] = block @ weights
-    keys = np.concatenate([level.persons, level.needs, packed], axis=1)
+    wish = np.zeros((n_units, 1), dtype=np.int64)
+    signatures: dict[tuple[tuple[tuple[int, float], ...], ...], int] = {}
+    for u in sorted(set(level.pref) | set(level.score)):
+        sig = (
+            tuple(sorted(level.pref.get(u, {}).items())),
+            tuple(sorted(level.score.get(u, {}).items())),
+        )
+        wish[u, 0] = signatures.setdefault(sig, len(signatures) + 1)
+    refined = bool(signatures) and len(signatures) <= MAX_WISH_SIGNATURES
+    if not refined:
+        wish[:] = 0  # too many distinct wishes: matched inside the types instead
+    keys = np.concatenate([level.persons, level.needs, packed, wish], axis=1)
     type_of = np.full(n_units, -1, dtype=np.int64)
     idx = np.flatnonzero(live)
     if idx.size == 0:
-        return type_of, np.zeros(0, dtype=np.int64)
+        return type_of, np.zeros(0, dtype=np.int64), refined
     _, first, inverse = np.unique(keys[idx], axis=0, return_index=True, return_inverse=True)
     type_of[idx] = inverse.reshape(-1)
-    return type_of, idx[first]
+    return type_of, idx[first], refined
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,6 +316,8 @@ class _Types:
     size: I64  # [T]
     needs: I64  # [T, S]
     count: I64  # [T]
+    pref: F64 | None = None  # [T, D] preference value of one unit of the type, if refined
+    score: F64 | None = None  # [T, D] score of one unit of the type, if refined
 
 
 class _Model:
@@ -415,6 +438,7 @@ class _Model:
         z = h.getNumCol()
         h.addCol(0.0, 0.0, inf, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
         e0 = h.getNumCol()
+        self.deviation_cols = (e0, e0 + keyed.size)
         for _ in keyed:
             h.addCol(0.0, 0.0, inf, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
         n_all = h.getNumCol()
@@ -442,6 +466,42 @@ class _Model:
         _run(h, "the total-deviation level")
         total = float(h.getInfo().objective_function_value)
         return worst, total
+
+    def wishes(self, total_deviation: float) -> None:
+        """Keep the summed deviation, then maximise preferences, then scores (refined types)."""
+        h = self.h
+        t = self.types
+        if t.pref is None or t.score is None:
+            return
+        if hasattr(self, "deviation_cols"):
+            lo, hi = self.deviation_cols
+            idx = np.arange(lo, hi, dtype=np.int32)
+            h.addRow(
+                -highspy.kHighsInf,
+                total_deviation + _LEVEL_TOL * (1.0 + abs(total_deviation)),
+                idx.size,
+                idx,
+                np.ones(idx.size),
+            )
+        n_all = h.getNumCol()
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        for name, table in (("preferences", t.pref), ("scores", t.score)):
+            coef = table[self.pt, self.pd]
+            if not coef.any():
+                continue
+            cost = np.zeros(n_all)
+            cost[: self.n_cols] = coef
+            h.changeColsCost(n_all, np.arange(n_all, dtype=np.int32), cost)
+            _run(h, f"the {name} level")
+            best = float(h.getInfo().objective_function_value)
+            nz = np.flatnonzero(coef)
+            h.addRow(
+                best - _LEVEL_TOL * (1.0 + abs(best)),
+                highspy.kHighsInf,
+                nz.size,
+                nz.astype(np.int32),
+                coef[nz],
+            )
 
     def values(self) -> F64:
         values = self.h.getSolution().col_value[: self.n_cols]
@@ -599,6 +659,152 @@ def _fix_up(
     return out
 
 
+def _free(y: I64, types: _Types, level: _Level) -> tuple[I64, I64]:
+    cap = level.capacity - (y * types.size[:, None]).sum(axis=0)
+    svc = level.services - np.einsum("td,ts->ds", y, types.needs)
+    return cast(I64, cap), cast(I64, svc)
+
+
+def _repair_priority(y: I64, types: _Types, allowed: BoolArr, level: _Level) -> int:
+    """Let no waiting unit stay out where it could take the place of lower-tier units.
+
+    For a waiting unit with tier-1 persons, units without tier-1 persons may give up their
+    places; for one with tier-2 persons (and no tier-1), units of tier 3 only. This is what
+    "a vulnerable person never waits while a less vulnerable one takes a place she could
+    have had" means, checked unit by unit; each repair raises the tier-1 (or tier-2) count, so
+    it ends. Units that gave their place up are placed again wherever they still fit.
+    Returns the number of units moved in.
+    """
+    size, needs, persons = types.size, types.needs, types.persons
+    cap, svc = _free(y, types, level)
+    left = types.count - y.sum(axis=1)
+    moved = 0
+    urgency = np.lexsort((-size, -persons[:, 1], -persons[:, 0]))
+    for t in urgency.tolist():
+        if left[t] == 0 or (persons[t, 0] == 0 and persons[t, 1] == 0):
+            continue
+        if persons[t, 0] > 0:
+            evictable = persons[:, 0] == 0
+        else:
+            evictable = (persons[:, 0] == 0) & (persons[:, 1] == 0)
+        ev_idx = np.flatnonzero(evictable)
+        while left[t] > 0:
+            ev_y = y[ev_idx]
+            reach_cap = cap + (ev_y * size[ev_idx, None]).sum(axis=0)
+            reach_svc = svc + np.einsum("td,ts->ds", ev_y, needs[ev_idx])
+            ok = allowed[t] & (level.largest_place >= size[t]) & (reach_cap >= size[t])
+            ok &= (reach_svc >= needs[t][None, :]).all(axis=1)
+            where = np.flatnonzero(ok)
+            if where.size == 0:
+                break
+            # Prefer a destination where the fewest persons must give way.
+            shortfall = np.maximum(size[t] - cap[where], 0)
+            d = int(where[np.lexsort((level.order[where], shortfall))[0]])
+            while cap[d] < size[t] or (svc[d] < needs[t]).any():
+                lacking = svc[d] < needs[t]
+                cands = ev_idx[y[ev_idx, d] > 0]
+                helps = (
+                    (needs[cands][:, lacking] > 0).any(axis=1)
+                    if lacking.any()
+                    else (np.ones(cands.size, dtype=bool))
+                )
+                pick = np.lexsort((-size[cands], persons[cands, 1] > 0, ~helps))[0]
+                v = int(cands[pick])
+                y[v, d] -= 1
+                left[v] += 1
+                cap[d] += size[v]
+                svc[d] += needs[v]
+            y[t, d] += 1
+            left[t] -= 1
+            cap[d] -= size[t]
+            svc[d] -= needs[t]
+            moved += 1
+    if moved:
+        # Units that gave way go wherever they still fit, most urgent first.
+        for v in urgency.tolist():
+            while left[v] > 0:
+                room = _fits(types, v, cap, svc, allowed[v], level.largest_place)
+                ok = np.flatnonzero(room > 0)
+                if ok.size == 0:
+                    break
+                d = int(ok[np.argmin(level.order[ok])])
+                k = int(min(left[v], room[d]))
+                y[v, d] += k
+                left[v] -= k
+                cap[d] -= k * size[v]
+                svc[d] -= k * needs[v]
+    return moved
+
+
+#: At most this many single-unit moves are made by the fairness local search.
+MAX_BALANCE_MOVES = 20_000
+
+
+def _rebalance(y: I64, types: _Types, allowed: BoolArr, level: _Level, fair: F64) -> int:
+    """Move single units between destinations while that lowers the largest deviation from
+    the fair share, or keeps it and lowers the sum (the persons placed do not change).
+
+    ``fair``: each destination's fair share on everything allocated after this batch (0 for
+    a destination outside the key). A unit of size s moves from a destination above its share
+    to one below when ``s`` is less than their difference; while any destination is more
+    than M (the largest unit) above its fair share and holds a unit of this batch, such a
+    move exists, which is why the batch ends within M where capacity and links allow.
+    """
+    size, needs = types.size, types.needs
+    cap, svc = _free(y, types, level)
+    dev = (level.before + (y * size[:, None]).sum(axis=0)).astype(np.float64) - fair
+    moves = 0
+    while moves < MAX_BALANCE_MOVES:
+        src_order = np.argsort(-dev, kind="stable")
+        dst_order = np.argsort(dev, kind="stable")
+        worst = float(np.abs(dev).max())
+        best: tuple[float, float, int, int, int] | None = None
+        for src in src_order[:6].tolist():
+            held = np.flatnonzero(y[:, src] > 0)
+            if held.size == 0:
+                continue
+            for dst in dst_order[:6].tolist():
+                if dst == src or dev[dst] >= dev[src]:
+                    continue
+                gap = dev[src] - dev[dst]
+                ok = held[allowed[held, dst] & (size[held] < gap)]
+                ok = ok[(size[ok] <= cap[dst]) & (size[ok] <= level.largest_place[dst])]
+                ok = ok[(needs[ok] <= svc[dst][None, :]).all(axis=1)]
+                if ok.size == 0:
+                    continue
+                rest = np.abs(np.delete(dev, [src, dst]))
+                others = float(rest.max()) if rest.size else 0.0
+                old_sum = abs(dev[src]) + abs(dev[dst])
+                for v in ok[np.argsort(-size[ok], kind="stable")][:4].tolist():
+                    s = float(size[v])
+                    a, b = dev[src] - s, dev[dst] + s
+                    new_worst = max(others, abs(a), abs(b))
+                    new_sum = abs(a) + abs(b)
+                    # Accept only a global improvement: the largest deviation falls, or it
+                    # stays and the sum falls (a neutral move would undo preferences).
+                    if new_worst < worst - 1e-9 or (
+                        new_worst <= worst + 1e-9 and new_sum < old_sum - 1e-9
+                    ):
+                        key = (new_worst - worst, new_sum - old_sum, src, dst, v)
+                        if best is None or key < best:
+                            best = key
+            if best is not None:
+                break
+        if best is None:
+            break
+        _, _, src, dst, v = best
+        y[v, src] -= 1
+        y[v, dst] += 1
+        cap[src] += size[v]
+        cap[dst] -= size[v]
+        svc[src] += needs[v]
+        svc[dst] -= needs[v]
+        dev[src] -= size[v]
+        dev[dst] += size[v]
+        moves += 1
+    return moves
+
+
 def _levels(y: I64, types: _Types) -> tuple[int, int, int]:
     placed = y.sum(axis=1)
     return (
@@ -652,6 +858,7 @@ def _solve_types(
         target = targets(fixed_total + v3)
         keyed_target = target[keyed] - (level.capacity[keyed] - cap[keyed])
         worst, total_dev = model.balance(keyed, keyed_target)
+        model.wishes(total_dev)
         stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 5
         x = model.values()
         room_target = target - (level.capacity - cap)
@@ -687,6 +894,20 @@ def _solve_types(
                 y, worst_lp, sum_lp = candidate, w2, s2
                 t1, t2, t3 = _levels(y, types)
                 stats["tier1_mip"] = "used: " + str(stats["tier1_mip"])
+    # Local repairs: no urgent unit waits where it could displace less urgent ones; then
+    # single-unit moves towards the fair shares (persons placed unchanged).
+    for _ in range(5):
+        repaired = _repair_priority(y, types, t_allowed & fit, level)
+        placed_keyed = float((y * size[:, None]).sum(axis=0)[keyed].sum()) if keyed.size else 0
+        fair = np.zeros(n_dest, dtype=np.float64)
+        if keyed.size:
+            fair[keyed] = share * (before_keyed + placed_keyed)
+        moved = _rebalance(y, types, t_allowed & fit, level, fair)
+        stats["priority_repairs"] = int(stats.get("priority_repairs", 0)) + repaired
+        stats["balance_moves"] = int(stats.get("balance_moves", 0)) + moved
+        if not repaired:
+            break
+    t1, t2, t3 = _levels(y, types)
     # Honest bounds: the best tier-2 with at least our tier-1, the best total with at least
     # our tier-1 and tier-2 (LP relaxations, so upper bounds on the integer optima).
     check = _Model(types, pt, pd, types.count, level.capacity, level.services)
@@ -805,7 +1026,7 @@ def _solve_level(level: _Level, live: BoolArr, stats: dict[str, int | str]) -> _
     n_units = live.size
     dest = np.full(n_units, -1, dtype=np.int64)
     tie = np.zeros(n_units, dtype=bool)
-    type_of, rep = _types(level, live)
+    type_of, rep, refined = _types(level, live)
     if rep.size == 0:
         zero = Level(0, 0.0)
         return _Flat(dest, tie, (zero, zero, zero), (0.0, 0.0), (0.0, 0.0), stats)
@@ -815,6 +1036,18 @@ def _solve_level(level: _Level, live: BoolArr, stats: dict[str, int | str]) -> _
         needs=level.needs[rep],
         count=np.bincount(type_of[live], minlength=rep.size).astype(np.int64),
     )
+    n_dest = level.capacity.size
+    if refined:
+        pref = np.zeros((rep.size, n_dest))
+        score = np.zeros((rep.size, n_dest))
+        for t, u in enumerate(rep.tolist()):
+            for d, v in level.pref.get(u, {}).items():
+                pref[t, d] = v
+            for d, v in level.score.get(u, {}).items():
+                score[t, d] = v
+        types.pref, types.score = pref, score
+    elif level.pref or level.score:
+        stats["wishes"] = "matched inside types (too many distinct wishes)"
     y, tiers, max_dev, sum_dev = _solve_types(types, level.allowed[rep], level, stats)
     # Units of a type in registration order, then the seeded draw.
     members = np.flatnonzero(live)
@@ -949,8 +1182,19 @@ def solve_columns(problem: ColumnarProblem, *, seed: int = 0) -> ColumnarResult:
     state_part = np.zeros(n_states, dtype=bool)
     np.logical_or.at(state_part, dest_state, part)
     allowed = np.broadcast_to(state_part, (n_units, n_states)).copy()
+    excluded_pairs = np.zeros((0, 2), dtype=np.int64)
     if problem.excluded.size:
-        allowed[unit[problem.excluded[:, 0]], dest_state[problem.excluded[:, 1]]] = False
+        # A unit is kept out of a state when every participating destination of it is
+        # excluded for one of the unit's cases; single regions are excluded at the next level.
+        excluded_pairs = np.unique(
+            np.stack([unit[problem.excluded[:, 0]], problem.excluded[:, 1]], axis=1), axis=0
+        )
+        excluded_pairs = excluded_pairs[part[excluded_pairs[:, 1]]]
+        per_state = np.bincount(dest_state[part], minlength=n_states)
+        pair_state = excluded_pairs[:, 0] * n_states + dest_state[excluded_pairs[:, 1]]
+        hit, times = np.unique(pair_state, return_counts=True)
+        full = hit[times >= per_state[hit % n_states]]
+        allowed[full // n_states, full % n_states] = False
     link_wait = np.zeros(n_units, dtype=bool)
     binding = problem.binding if problem.binding.size else np.full(n, NO_BINDING, np.int64)
     if (binding == BINDING_UNAVAILABLE).any():
@@ -1038,7 +1282,7 @@ def solve_columns(problem: ColumnarProblem, *, seed: int = 0) -> ColumnarResult:
         sub = _Level(
             persons=persons[members],
             needs=needs[members],
-            allowed=np.ones((members.size, dests.size), dtype=bool),
+            allowed=_region_allowed(members, dests, excluded_pairs),
             registered=registered[members],
             draw=draw[members],
             capacity=caps.astype(np.int64),
@@ -1099,14 +1343,17 @@ def solve_columns(problem: ColumnarProblem, *, seed: int = 0) -> ColumnarResult:
         Level(t2, max(b[1].bound, t2)),
         Level(t3, max(b[2].bound, t3)),
     )
-    fair_share, fair_state = _fair_shares(problem, states, dest_state, shares, placed_d, before_s)
+    fair_share, _ = _fair_shares(problem, states, dest_state, shares, placed_d, before_s)
+    # Deviations over the participating destinations (regions count one by one). The LP
+    # values are bounds for states; with regions only the trivial bound 0 is claimed.
     dev = [
-        abs(float(before_s[i] + placed_d[dest_state == i].sum() - f))
-        for i, f in enumerate(fair_state)
+        abs(float(problem.before[d] + placed_d[d] - f))
+        for d, f in enumerate(fair_share)
         if f is not None
     ]
-    max_dev = (max(dev, default=0.0), first_level.max_dev[1])
-    sum_dev = (float(sum(dev)), first_level.sum_dev[1])
+    regions = any(a != b for a, b in zip(problem.dest_ids, problem.dest_state, strict=True))
+    max_dev = (max(dev, default=0.0), 0.0 if regions else first_level.max_dev[1])
+    sum_dev = (float(sum(dev)), 0.0 if regions else first_level.sum_dev[1])
     return ColumnarResult(
         destination=np.where(unit_dest[unit] >= 0, unit_dest[unit], -1).astype(np.int64),
         wait=wait_u[unit],
@@ -1119,6 +1366,18 @@ def solve_columns(problem: ColumnarProblem, *, seed: int = 0) -> ColumnarResult:
         sum_abs_deviation=sum_dev,
         stats=stats,
     )
+
+
+def _region_allowed(members: I64, dests: I64, excluded_pairs: I64) -> BoolArr:
+    """Which of a state's destinations each of its units may go to (region exclusions)."""
+    allowed = np.ones((members.size, dests.size), dtype=bool)
+    if excluded_pairs.size:
+        row = {int(u): k for k, u in enumerate(members.tolist())}
+        col = {int(d): k for k, d in enumerate(dests.tolist())}
+        for u, d in excluded_pairs.tolist():
+            if u in row and d in col:
+                allowed[row[u], col[d]] = False
+    return allowed
 
 
 def top_pref_rows(rows: I64, values: F64, keep: BoolArr | None) -> tuple[I64, F64]:
