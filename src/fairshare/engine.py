@@ -527,8 +527,11 @@ def _round(
     cap: I64,
     svc: I64,
     target: F64,
+    count: I64,
 ) -> I64:
     """Integral counts y[t, d]: the LP's counts rounded down, then leftovers placed greedily.
+
+    ``count``: how many units of each type this solve may place.
 
     ``cap``/``svc`` are the free places before these types are placed; ``target`` is the
     number of persons each destination should still receive to meet its fair share
@@ -540,25 +543,25 @@ def _round(
     n_dest = cap.size
     y = np.zeros((n_types, n_dest), dtype=np.int64)
     np.add.at(y, (pt, pd), np.floor(x + 1e-6).astype(np.int64))
-    y = np.minimum(y, types.count[:, None])
+    y = np.minimum(y, count[:, None])
     cap = cap - (y * types.size[:, None]).sum(axis=0)
     svc = svc - np.einsum("td,ts->ds", y, types.needs)
     # A tolerance may have rounded one unit too many somewhere: take it back.
-    while (cap < 0).any() or (svc < 0).any() or (y.sum(axis=1) > types.count).any():
+    while (cap < 0).any() or (svc < 0).any() or (y.sum(axis=1) > count).any():
         d = (
             int(np.flatnonzero((cap < 0) | (svc < 0).any(axis=1))[0])
             if ((cap < 0).any() or (svc < 0).any())
             else -1
         )
         if d < 0:
-            t = int(np.flatnonzero(y.sum(axis=1) > types.count)[0])
+            t = int(np.flatnonzero(y.sum(axis=1) > count)[0])
             d = int(np.flatnonzero(y[t])[-1])
         else:
             t = int(np.flatnonzero(y[:, d])[-1])
         y[t, d] -= 1
         cap[d] += types.size[t]
         svc[d] += types.needs[t]
-    left = types.count - y.sum(axis=1)
+    left = count - y.sum(axis=1)
     still = target - (y * types.size[:, None]).sum(axis=0)
     extra = _fix_up(types, t_allowed, y, left, cap, svc, level.largest_place, still)
     if extra is not None:
@@ -862,7 +865,7 @@ def _solve_types(
         stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 5
         x = model.values()
         room_target = target - (level.capacity - cap)
-        y = _round(types, t_allowed & fit, pt, pd, x, level, cap, svc, room_target)
+        y = _round(types, t_allowed & fit, pt, pd, x, level, cap, svc, room_target, count)
         return y, v1, worst, total_dev
 
     y, v1_lp, worst_lp, sum_lp = lexicographic(
