@@ -215,6 +215,7 @@ def _highs() -> Any:
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("random_seed", 0)
+    h.setOptionValue("simplex_strategy", 4)  # primal: the levels change costs, keep the basis
     return h
 
 
@@ -266,10 +267,11 @@ class _Flat:
     stats: dict[str, int | str]
 
 
-#: Units with different preferences or scores form different types (so that the LP can
-#: weigh them) up to this many distinct wishes; above it, wishes are met by matching units
-#: to the places of their type (docs/allocation.md).
-MAX_WISH_SIGNATURES = 4_000
+#: Units with different preferences or scores form different types (so that the LP weighs
+#: them against each other) up to this many distinct wishes; above it, the wishes are met by
+#: matching each type's units to the type's places (docs/allocation.md), which keeps the LP
+#: small (measured: 10,000 cases with distinct scores gave 4,232 types and 40 s of LP).
+MAX_WISH_SIGNATURES = 64
 
 
 def _types(level: _Level, live: BoolArr) -> tuple[I64, I64, bool]:
@@ -286,16 +288,17 @@ def _types(level: _Level, live: BoolArr) -> tuple[I64, I64, bool]:
         weights = np.left_shift(np.int64(1), np.arange(block.shape[1], dtype=np.int64))
         packed[:, w] = block @ weights
     wish = np.zeros((n_units, 1), dtype=np.int64)
-    signatures: dict[tuple[tuple[tuple[int, float], ...], ...], int] = {}
-    for u in sorted(set(level.pref) | set(level.score)):
+    signatures: dict[tuple[Any, ...], int] = {}
+    wishing = sorted(set(level.pref) | set(level.score))
+    for u in wishing:
         sig = (
             tuple(sorted(level.pref.get(u, {}).items())),
             tuple(sorted(level.score.get(u, {}).items())),
         )
         wish[u, 0] = signatures.setdefault(sig, len(signatures) + 1)
-    refined = bool(signatures) and len(signatures) <= MAX_WISH_SIGNATURES
+    refined = 0 < len(signatures) <= MAX_WISH_SIGNATURES
     if not refined:
-        wish[:] = 0  # too many distinct wishes: matched inside the types instead
+        wish[:] = 0  # many distinct wishes: met by matching units to their type's places
     keys = np.concatenate([level.persons, level.needs, packed, wish], axis=1)
     type_of = np.full(n_units, -1, dtype=np.int64)
     idx = np.flatnonzero(live)
@@ -528,10 +531,12 @@ def _round(
     svc: I64,
     target: F64,
     count: I64,
+    goal: tuple[int, int, int] | None = None,
 ) -> I64:
     """Integral counts y[t, d]: the LP's counts rounded down, then leftovers placed greedily.
 
-    ``count``: how many units of each type this solve may place.
+    ``count``: how many units of each type this solve may place; ``goal``: the persons
+    levels the LP reached, rounded down (the exact fix-up runs only if rounding fell short).
 
     ``cap``/``svc`` are the free places before these types are placed; ``target`` is the
     number of persons each destination should still receive to meet its fair share
@@ -563,20 +568,38 @@ def _round(
         svc[d] += types.needs[t]
     left = count - y.sum(axis=1)
     still = target - (y * types.size[:, None]).sum(axis=0)
+    trial = y.copy()
+    _greedy(types, t_allowed, trial, left.copy(), cap.copy(), svc.copy(), still.copy(), level)
+    if goal is not None and _levels(trial, types) >= goal:
+        return trial  # the rounding lost nothing the LP promised
     extra = _fix_up(types, t_allowed, y, left, cap, svc, level.largest_place, still)
     if extra is not None:
         y += extra
         left -= extra.sum(axis=1)
-        cap = cap - (extra * types.size[:, None]).sum(axis=0)
-        svc = svc - np.einsum("td,ts->ds", extra, types.needs)
-        still = still - (extra * types.size[:, None]).sum(axis=0)
+        cap -= (extra * types.size[:, None]).sum(axis=0)
+        svc -= np.einsum("td,ts->ds", extra, types.needs)
+        still -= (extra * types.size[:, None]).sum(axis=0)
+        _greedy(types, t_allowed, y, left, cap, svc, still, level)
+    return y
+
+
+def _greedy(
+    types: _Types,
+    t_allowed: BoolArr,
+    y: I64,
+    left: I64,
+    cap: I64,
+    svc: I64,
+    still: F64,
+    level: _Level,
+) -> None:
+    """Place leftover units where they fit, most urgent first, furthest below fair share
+    first (in place: ``y``, ``left``, ``cap``, ``svc`` and ``still`` are updated)."""
     urgency = np.lexsort((-types.size, -types.persons[:, 1], -types.persons[:, 0]))
-    for t in urgency:
-        if left[t] == 0:
-            continue
+    for t in urgency.tolist():
         size = int(types.size[t])
         while left[t] > 0:
-            room = _fits(types, int(t), cap, svc, t_allowed[t], level.largest_place)
+            room = _fits(types, t, cap, svc, t_allowed[t], level.largest_place)
             ok = np.flatnonzero(room > 0)
             if ok.size == 0:
                 break
@@ -588,7 +611,6 @@ def _round(
             cap[best] -= k * size
             svc[best] -= k * types.needs[t]
             still[best] -= k * size
-    return y
 
 
 #: Time limit (s) of the exact fix-up of the units the rounding left over.
@@ -855,7 +877,8 @@ def _solve_types(
         model = _Model(types, pt, pd, count, cap, svc)
         v1 = model.maximise("tier1") if tier1_floor is None else tier1_floor
         model.hold("tier1", v1)
-        model.hold("tier2", model.maximise("tier2"))
+        v2 = model.maximise("tier2")
+        model.hold("tier2", v2)
         v3 = model.maximise("total")
         model.hold("total", v3)
         target = targets(fixed_total + v3)
@@ -865,7 +888,8 @@ def _solve_types(
         stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 5
         x = model.values()
         room_target = target - (level.capacity - cap)
-        y = _round(types, t_allowed & fit, pt, pd, x, level, cap, svc, room_target, count)
+        goal = (int(np.floor(v1 + 1e-6)), int(np.floor(v2 + 1e-6)), int(np.floor(v3 + 1e-6)))
+        y = _round(types, t_allowed & fit, pt, pd, x, level, cap, svc, room_target, count, goal)
         return y, v1, worst, total_dev
 
     y, v1_lp, worst_lp, sum_lp = lexicographic(
@@ -986,6 +1010,17 @@ def _match(units: I64, dests: I64, counts: I64, level: _Level, stats: dict[str, 
                 score[i, col[d]] = v
     spread = float(np.abs(score).sum()) * 2.0 + 1.0
     utility = pref * spread + score
+    # When every wanting unit can have its own best slot, that is optimal: no LP needed.
+    favourite = utility.argmax(axis=1)
+    demand = np.bincount(favourite, minlength=n_d)
+    if (demand <= counts).all():
+        remaining = counts - demand
+        chosen_fast = {u: int(dests[favourite[i]]) for i, u in enumerate(wants)}
+        rest_fast = iter(np.repeat(dests, remaining).tolist())
+        return np.array(
+            [chosen_fast[u] if u in chosen_fast else next(rest_fast) for u in units.tolist()],
+            dtype=np.int64,
+        )
     # Units without wishes take whatever is left: they are not in the LP; the LP's slots per
     # destination are at most the counts, and exactly fill the wanting units.
     h = _highs()
@@ -1041,16 +1076,18 @@ def _solve_level(level: _Level, live: BoolArr, stats: dict[str, int | str]) -> _
     )
     n_dest = level.capacity.size
     if refined:
+        # Each type's average wishes (exact when every unit of the type wishes the same).
         pref = np.zeros((rep.size, n_dest))
         score = np.zeros((rep.size, n_dest))
-        for t, u in enumerate(rep.tolist()):
-            for d, v in level.pref.get(u, {}).items():
-                pref[t, d] = v
-            for d, v in level.score.get(u, {}).items():
-                score[t, d] = v
-        types.pref, types.score = pref, score
-    elif level.pref or level.score:
-        stats["wishes"] = "matched inside types (too many distinct wishes)"
+        for table, values in ((pref, level.pref), (score, level.score)):
+            for u, row in values.items():
+                t = int(type_of[u])
+                if t < 0:
+                    continue
+                for d, v in row.items():
+                    table[t, d] += v
+        types.pref = pref / types.count[:, None]
+        types.score = score / types.count[:, None]
     y, tiers, max_dev, sum_dev = _solve_types(types, level.allowed[rep], level, stats)
     # Units of a type in registration order, then the seeded draw.
     members = np.flatnonzero(live)
