@@ -114,15 +114,43 @@ def test_seed_region_and_exclusion_parse() -> None:
     doc = example()
     doc["seed"] = 7
     doc["destinations"].append(
-        {"id": "DE-BY", "parent": "DE", "capacity": 500, "participating": False}
+        {"id": "FR-IDF", "parent": "FR", "capacity": 500, "participating": False}
     )
-    doc["cases"][1]["excluded"] = [{"state": "DE-BY", "reason": "safety"}]
+    doc["cases"][1]["excluded"] = [{"state": "FR-IDF", "reason": "safety"}]
     result = parse_problem_input(doc)
     assert result.seed == 7
     assert result.destinations[2] == Destination(
-        "DE-BY", parent="DE", capacity=500, participating=False
+        "FR-IDF", parent="FR", capacity=500, participating=False
     )
-    assert result.cases[1].excluded[0].state == "DE-BY"
+    assert result.cases[1].excluded[0].state == "FR-IDF"
+
+
+def test_a_state_is_given_whole_or_as_regions_and_regions_have_their_own_ids() -> None:
+    doc = example()
+    doc["destinations"] += [
+        {"id": "DE-BY", "parent": "DE", "capacity": 5},
+        {"id": "SE", "parent": "DE", "capacity": 5},
+        {"id": "AT", "participating": False},
+    ]
+    doc["key"] = {"yaer": 2015}
+    doc["cases"][0]["linked_cases"] = ["c2", "c2"]
+    doc["cases"][0]["excluded"] = [{"state": "DE", "reason": "a"}, {"state": "DE", "reason": "b"}]
+    doc["cases"][0]["members"][0] = {"age": -1, "sex": 3}
+    with pytest.raises(ValidationError) as err:
+        parse_problem_input(doc)
+    where = {pointer for pointer, _ in err.value.problems}
+    assert where >= {
+        "/destinations/0/id",  # DE whole and as DE-BY
+        "/destinations/3/id",  # a region named like a state
+        "/key",  # no name
+        "/key/yaer",
+        "/cases/0/linked_cases/1",
+        "/cases/0/excluded/1/state",
+        "/cases/0/members/0",  # no id, and still
+        "/cases/0/members/0/age",
+        "/cases/0/members/0/sex",
+    }
+    assert not any(p.startswith("/destinations/4") for p in where)  # capacity optional
 
 
 def test_unhcr_codes_and_categories_are_kept_apart() -> None:

@@ -188,8 +188,10 @@ ACCEPTED: dict[str, Edit] = {
     "seed": _set("/seed", 7),
     "key without year": _set("/key", {"name": "population"}),
     "key with null year": _set("/key/year", None),
-    "key with other fields": _set("/key/participants", "EU28"),
-    "region": _set("/destinations/2", {"id": "DE-BY", "parent": "DE", "capacity": 900}),
+    "region": _set("/destinations/2", {"id": "FR-IDF", "parent": "FR", "capacity": 900}),
+    "non-participating without capacity": _set(
+        "/destinations/2", {"id": "AT", "participating": False}
+    ),
     "null parent": _set("/destinations/1/parent", None),
     "non-participating": _set("/destinations/1/participating", False),
     "languages": _set("/destinations/1/languages", ["sv", "en"]),
@@ -206,7 +208,6 @@ ACCEPTED: dict[str, Edit] = {
     "link not desired": _set("/cases/0/family_links/0/desired", False),
     "exclusion": _set("/cases/0/excluded", [{"state": "DE", "reason": "safety"}]),
     "negative score": _set("/cases/0/scores/DE", -1.5),
-    "duplicate linked case": _set("/cases/0/linked_cases", ["c2", "c2"]),
 }
 
 REJECTED: dict[str, Edit] = {
@@ -225,6 +226,9 @@ REJECTED: dict[str, Edit] = {
     "negative largest case": _set("/ledger/largest_case", -1),
     "largest case as text": _set("/ledger/largest_case", "4"),
     "ISO code GR": _set("/destinations/2", {"id": "GR", "capacity": 5}),
+    "key with other fields": _set("/key/participants", "EU28"),
+    "key without a name": _delete("/key/name"),
+    "duplicate linked case": _set("/cases/0/linked_cases", ["c2", "c2"]),
     "region without parent": _set("/destinations/2", {"id": "DE-BY", "capacity": 900}),
     "region with an unknown parent": _set(
         "/destinations/2", {"id": "DE-BY", "parent": "XX", "capacity": 900}

@@ -439,15 +439,19 @@ def _person(check: _Checker, raw: object, pointer: str) -> Person | None:
                 coded.append(value.upper())
         else:
             check.add(where, f"unknown UNHCR specific-needs code '{value}'")
+    sex = check.optional_text(obj, "sex", pointer)
+    age_uncertain = check.boolean(obj, "age_uncertain", pointer, False)
+    nationality = check.optional_text(obj, "nationality", pointer)
+    languages = check.texts(obj, "languages", pointer)
     if pid is None:
         return None
     return Person(
         id=pid,
         age=age,
-        sex=check.optional_text(obj, "sex", pointer),
-        age_uncertain=check.boolean(obj, "age_uncertain", pointer, False),
-        nationality=check.optional_text(obj, "nationality", pointer),
-        languages=check.texts(obj, "languages", pointer),
+        sex=sex,
+        age_uncertain=age_uncertain,
+        nationality=nationality,
+        languages=languages,
         vulnerabilities=tuple(declared),
         unhcr_codes=tuple(coded),
     )
@@ -531,6 +535,9 @@ def _case(
         if link is not None:
             links.append(link)
     linked = check.texts(obj, "linked_cases", pointer)
+    for j, other in enumerate(linked):
+        if other in linked[:j]:
+            check.add(_ptr(pointer, "linked_cases", j), f"'{other}' is listed twice")
     preferences: list[str] = []
     raw_prefs = check.sequence(obj.get("preferences", []), _ptr(pointer, "preferences"))
     for i, item in enumerate(raw_prefs or ()):
@@ -561,7 +568,9 @@ def _case(
             continue
         ref = _destination_ref(check, ex.get("state"), _ptr(where, "state"), destination_ids)
         reason = check.text(ex.get("reason"), _ptr(where, "reason"))
-        if ref is not None and reason is not None:
+        if ref is not None and any(e.state == ref for e in excluded):
+            check.add(_ptr(where, "state"), f"'{ref}' is excluded twice")
+        elif ref is not None and reason is not None:
             excluded.append(Exclusion(state=ref, reason=reason))
     if cid is None or entry is None or registered is None or not members:
         return None
@@ -642,14 +651,22 @@ def _destinations(check: _Checker, data: object, pointer: str) -> list[Destinati
         obj = check.mapping(item, where, _DESTINATION_FIELDS)
         if obj is None:
             continue
+        participating = check.boolean(obj, "participating", where, True)
         for name in ("id", "capacity"):
-            if name not in obj:
+            if name not in obj and (name == "id" or participating):
                 check.add(where, f"a destination needs '{name}'")
         did = check.text(obj["id"], _ptr(where, "id")) if "id" in obj else None
         parent: str | None = None
         if obj.get("parent") is not None:
             parent = check.state(obj["parent"], _ptr(where, "parent"))
             if parent is None:
+                did = None
+            elif did is not None and did in states():
+                check.add(
+                    _ptr(where, "id"),
+                    f"'{did}' is a state code; give the region an id of its own "
+                    f"(e.g. '{parent}-1')",
+                )
                 did = None
         elif did is not None and did not in states():
             check.add(
@@ -666,7 +683,7 @@ def _destinations(check: _Checker, data: object, pointer: str) -> list[Destinati
                 )
             else:
                 seen[did] = i
-        capacity = None
+        capacity = None if participating else 0
         if "capacity" in obj:
             capacity = check.count(obj["capacity"], _ptr(where, "capacity"), "capacity")
         services: dict[str, int] = {}
@@ -688,7 +705,6 @@ def _destinations(check: _Checker, data: object, pointer: str) -> list[Destinati
             services[name] = places
         languages = check.texts(obj, "languages", where)
         nationalities = check.texts(obj, "nationalities", where)
-        participating = check.boolean(obj, "participating", where, True)
         if did is not None and capacity is not None:
             out.append(
                 Destination(
@@ -700,6 +716,15 @@ def _destinations(check: _Checker, data: object, pointer: str) -> list[Destinati
                     nationalities=nationalities,
                     participating=participating,
                 )
+            )
+    # A state is given whole or as regions, not both.
+    regions_of = {d.parent for d in out if d.parent is not None}
+    for d in out:
+        if d.parent is None and d.id in regions_of:
+            check.add(
+                _ptr(pointer, seen[d.id], "id"),
+                f"'{d.id}' is given both as a destination and through its regions; give "
+                "either the state or its regions",
             )
     return out
 
@@ -740,10 +765,12 @@ def parse_problem_input(doc: Mapping[str, Any]) -> AllocationInput:
     if "key" not in top:
         check.add("", 'the input needs a \'key\', e.g. {"name": "population"}')
     else:
-        raw_key = check.mapping(top["key"], "/key")
+        raw_key = check.mapping(top["key"], "/key", ("name", "year"))
         if raw_key is not None:
             key = dict(raw_key)
-            if "name" in key:
+            if "name" not in key:
+                check.add("/key", 'the key needs a \'name\', e.g. {"name": "population"}')
+            else:
                 check.text(key["name"], "/key/name")
             if key.get("year") is not None:
                 check.integer(key["year"], "/key/year")

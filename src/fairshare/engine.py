@@ -184,11 +184,14 @@ class ColumnarResult:
 _HIGHS_STARTED = False
 #: Relative tolerance when a level's optimum is fixed before the next level is solved.
 _LEVEL_TOL = 1e-7
-#: Time limit (s) of the exact tier-1 integer program; its bound is reported if it stops.
-MIP_TIME_LIMIT = 20.0
+#: The exact tier-1 integer program stops after this many branch-and-bound nodes (work, not
+#: time, so results do not depend on the machine); its bound is reported if it stops early.
+MIP_MAX_NODES = 20_000
+#: A safety net only.
+MIP_TIME_LIMIT = 120.0
 #: Above this many (unit, destination) pairs, a type's cases are matched to its destinations
 #: by registration order (serial dictatorship) instead of the exact matching LP.
-MATCHING_LP_LIMIT = 200_000
+MATCHING_LP_LIMIT = 5_000
 
 
 def _highs() -> Any:
@@ -216,6 +219,7 @@ def _highs() -> Any:
     h.setOptionValue("threads", 1)
     h.setOptionValue("random_seed", 0)
     h.setOptionValue("simplex_strategy", 4)  # primal: the levels change costs, keep the basis
+    h.setOptionValue("presolve", "off")  # measured: 2-3x faster warm starts on the levels
     return h
 
 
@@ -304,9 +308,25 @@ def _types(level: _Level, live: BoolArr) -> tuple[I64, I64, bool]:
     idx = np.flatnonzero(live)
     if idx.size == 0:
         return type_of, np.zeros(0, dtype=np.int64), refined
-    _, first, inverse = np.unique(keys[idx], axis=0, return_index=True, return_inverse=True)
-    type_of[idx] = inverse.reshape(-1)
+    first, inverse = _unique_rows(keys[idx])
+    type_of[idx] = inverse
     return type_of, idx[first], refined
+
+
+def _unique_rows(rows: I64) -> tuple[I64, I64]:
+    """Distinct rows in lexicographic order: (first index of each, group of every row).
+
+    The same answer as ``np.unique(rows, axis=0, return_index=True, return_inverse=True)``
+    (up to which of equal rows is "first"), an order of magnitude faster on int64 rows.
+    """
+    order = np.lexsort(rows.T[::-1])
+    ranked = rows[order]
+    new = np.ones(order.size, dtype=bool)
+    new[1:] = (ranked[1:] != ranked[:-1]).any(axis=1)
+    group = np.cumsum(new) - 1
+    inverse = np.empty(order.size, dtype=np.int64)
+    inverse[order] = group
+    return order[new], inverse
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,7 +408,9 @@ class _Model:
             lp.integrality_ = [highspy.HighsVarType.kInteger] * n_cols
         self.h = _highs()
         if integer:
+            self.h.setOptionValue("presolve", "on")
             self.h.setOptionValue("time_limit", MIP_TIME_LIMIT)
+            self.h.setOptionValue("mip_max_nodes", MIP_MAX_NODES)
             self.h.setOptionValue("mip_rel_gap", 0.0)
         self.h.passModel(lp)
         self.n_cols = n_cols
@@ -613,8 +635,11 @@ def _greedy(
             still[best] -= k * size
 
 
-#: Time limit (s) of the exact fix-up of the units the rounding left over.
-FIX_UP_TIME_LIMIT = 2.0
+#: The exact fix-up of the units the rounding left over stops after this many branch-and-
+#: bound nodes (a limit in work, not time, so that the same input gives the same output on
+#: any machine); the time limit is only a safety net.
+FIX_UP_MAX_NODES = 50
+FIX_UP_TIME_LIMIT = 30.0
 #: The fix-up is skipped above this many (type, destination) pairs (the greedy pass then
 #: places the leftovers alone).
 FIX_UP_MAX_PAIRS = 50_000
@@ -637,7 +662,7 @@ def _fix_up(
     their places up or move (so a tier-2 family can take the place of tier-3 persons). The
     objective folds the persons levels into weights (tier-1 persons, then tier-2, then all
     persons) with a bonus below one person for destinations below their fair share; HiGHS
-    solves it to optimality within :data:`FIX_UP_TIME_LIMIT` (else its best solution is
+    solves it to optimality within :data:`FIX_UP_MAX_NODES` nodes (else its best solution is
     used; the reported bounds stay honest either way).
     """
     if not left.any():
@@ -673,6 +698,7 @@ def _fix_up(
     cost = (sign * value + np.where(sign > 0, size * lift, 0.0)).astype(np.float64)
     model = _Model(types, pt, pd, left, cap, svc, integer=True, sign=sign, col_upper=upper)
     model.h.setOptionValue("time_limit", FIX_UP_TIME_LIMIT)
+    model.h.setOptionValue("mip_max_nodes", FIX_UP_MAX_NODES)
     model.h.changeColsCost(pt.size, np.arange(pt.size, dtype=np.int32), cost)
     model.h.run()
     if not model.h.getInfo().primal_solution_status:
@@ -980,23 +1006,6 @@ def _match(units: I64, dests: I64, counts: I64, level: _Level, stats: dict[str, 
     wants = [u for u in units.tolist() if u in level.pref or u in level.score]
     if not wants or dests.size == 1:
         return cast(I64, slots)
-    if len(wants) * dests.size > MATCHING_LP_LIMIT:
-        stats["matching"] = "serial"
-        out = np.full(units.size, -1, dtype=np.int64)
-        left = dict(zip(dests.tolist(), counts.tolist(), strict=True))
-        for i, u in enumerate(units.tolist()):
-            ranked = sorted(
-                left,
-                key=lambda d: (
-                    -level.pref.get(u, {}).get(d, 0.0),
-                    -level.score.get(u, {}).get(d, 0.0),
-                    level.order[d],
-                ),
-            )
-            best = next(d for d in ranked if left[d] > 0)
-            out[i] = best
-            left[best] -= 1
-        return out
     n_u, n_d = len(wants), dests.size
     pref = np.zeros((n_u, n_d))
     score = np.zeros((n_u, n_d))
@@ -1019,6 +1028,23 @@ def _match(units: I64, dests: I64, counts: I64, level: _Level, stats: dict[str, 
         rest_fast = iter(np.repeat(dests, remaining).tolist())
         return np.array(
             [chosen_fast[u] if u in chosen_fast else next(rest_fast) for u in units.tolist()],
+            dtype=np.int64,
+        )
+    if n_u * n_d > MATCHING_LP_LIMIT:
+        # Serial dictatorship: in registration order, each wanting unit takes the best slot
+        # still free (Pareto-efficient; the exact LP is used for smaller types).
+        stats["matching"] = "serial for large types"
+        remaining = counts.copy()
+        tie = level.order[dests].astype(np.float64)
+        chosen_serial: dict[int, int] = {}
+        for i, u in enumerate(wants):
+            value = np.where(remaining > 0, utility[i] - tie * 1e-9, -np.inf)
+            k = int(np.argmax(value))
+            chosen_serial[u] = int(dests[k])
+            remaining[k] -= 1
+        rest_serial = iter(np.repeat(dests, remaining).tolist())
+        return np.array(
+            [chosen_serial[u] if u in chosen_serial else next(rest_serial) for u in units.tolist()],
             dtype=np.int64,
         )
     # Units without wishes take whatever is left: they are not in the LP; the LP's slots per

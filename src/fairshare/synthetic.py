@@ -314,6 +314,24 @@ def _regions_per_state(weights: F64, n_regions: int) -> I64:
     return _split(max(n_regions, weights.size), weights, minimum=1)
 
 
+def _layout(
+    states: Sequence[str], weights: F64, n_regions: int
+) -> tuple[tuple[str, ...], tuple[str, ...], F64]:
+    """Destination ids, their states and population weights: the states themselves, or
+    ``n_regions`` regions (``DE-001``, ...; at least one per state, the rest by ``weights``,
+    a state's weight split equally over its regions)."""
+    if n_regions <= 0:
+        return tuple(states), tuple(states), weights
+    counts = _regions_per_state(weights, n_regions)
+    width = max(3, len(str(int(counts.max()))))
+    ids: list[str] = []
+    owner: list[str] = []
+    for state, count in zip(states, counts.tolist(), strict=True):
+        ids.extend(f"{state}-{k + 1:0{width}d}" for k in range(count))
+        owner.extend([state] * count)
+    return tuple(ids), tuple(owner), np.repeat(weights / counts, counts)
+
+
 def _distinct_destinations(rng: np.random.Generator, rows: int, n_dest: int, k: int) -> I64:
     """``rows`` × ``k`` destination indices, distinct within each row (k ≤ 3, k < n_dest)."""
     out = np.zeros((rows, k), dtype=np.int64)
@@ -405,18 +423,8 @@ def synthetic_document(
     persons = int(people.size.sum())
 
     # Destinations.
-    if with_regions > 0:
-        counts = _regions_per_state(weights, with_regions)
-        width = max(3, len(str(int(counts.max()))))
-        dest_ids = [f"{s}-{k + 1:0{width}d}" for s, c in zip(state_list, counts, strict=True)
-                    for k in range(int(c))]  # fmt: skip
-        parents: list[str | None] = [s for s, c in zip(state_list, counts, strict=True)
-                                     for _ in range(int(c))]  # fmt: skip
-        dest_weight = np.repeat(weights / counts, counts)
-    else:
-        dest_ids = list(state_list)
-        parents = [None] * len(state_list)
-        dest_weight = weights
+    dest_ids, dest_state, dest_weight = _layout(state_list, weights, with_regions)
+    parents = [s if with_regions > 0 else None for s in dest_state]
     n_dest = len(dest_ids)
     cap_weight = dest_weight * rng.lognormal(0.0, a.capacity_noise, n_dest)
     capacity = _split(round(scarcity * persons), cap_weight)
@@ -597,20 +605,7 @@ def synthetic_columns(
     del people
     persons = int(size.sum())
 
-    if n_regions > 0:
-        counts = _regions_per_state(weights, n_regions)
-        width = max(3, len(str(int(counts.max()))))
-        dest_ids = tuple(
-            f"{s}-{k + 1:0{width}d}"
-            for s, c in zip(state_list, counts, strict=True)
-            for k in range(int(c))
-        )
-        dest_state = tuple(s for s, c in zip(state_list, counts, strict=True) for _ in range(c))
-        dest_weight = np.repeat(weights / counts, counts)
-    else:
-        dest_ids = state_list
-        dest_state = state_list
-        dest_weight = weights
+    dest_ids, dest_state, dest_weight = _layout(state_list, weights, n_regions)
     n_dest = len(dest_ids)
     capacity = _split(
         round(scarcity * persons), dest_weight * rng.lognormal(0.0, a.capacity_noise, n_dest)
