@@ -595,6 +595,12 @@ def _round(
     if goal is not None and _levels(trial, types) >= goal:
         return trial  # the rounding lost nothing the LP promised
     extra = _fix_up(types, t_allowed, y, left, cap, svc, level.largest_place, still)
+    if goal is not None and (extra is None or _levels(y + extra, types) < goal):
+        wider = _fix_up(types, t_allowed, y, left, cap, svc, level.largest_place, still, True)
+        if wider is not None and (
+            extra is None or _levels(y + wider, types) > _levels(y + extra, types)
+        ):
+            extra = wider
     if extra is not None:
         y += extra
         left -= extra.sum(axis=1)
@@ -654,8 +660,12 @@ def _fix_up(
     svc: I64,
     largest: I64,
     still: F64,
+    moves: bool = False,
 ) -> I64 | None:
     """Place the units the rounding left over, exactly: a small integer program.
+
+    With ``moves``, placed units that may give way can also move to another destination
+    (a larger program, tried only when the smaller one falls short).
 
     After rounding down, only the free places the LP's fractional counts held remain. The
     leftover units may take them, and placed units of a lower tier than a leftover may give
@@ -667,22 +677,25 @@ def _fix_up(
     """
     if not left.any():
         return None
-    fit = t_allowed & (left > 0)[:, None]
-    fit &= types.size[:, None] <= largest[None, :]
-    add_t, add_d = (a.astype(np.int64) for a in np.nonzero(fit))
-    if add_t.size == 0:
+    if not (left > 0).any():
         return None
     urgent_left = bool((types.persons[left > 0, 0] > 0).any())
     movable = (y > 0) & (types.persons[:, 0] == 0)[:, None]
     if not urgent_left:
         movable &= (types.persons[:, 1] == 0)[:, None]
+    # Leftover units may be added; movable units may also be added elsewhere (a move).
+    addable = (left > 0) | movable.any(axis=1) if moves else left > 0
+    fit = t_allowed & addable[:, None]
+    fit &= types.size[:, None] <= largest[None, :]
     rem_t, rem_d = (a.astype(np.int64) for a in np.nonzero(movable))
     if rem_t.size == 0:
         # Nothing may move: only what fits in the free places can be added.
-        keep = (types.size[add_t] <= cap[add_d]) & (types.needs[add_t] <= svc[add_d]).all(axis=1)
-        add_t, add_d = add_t[keep], add_d[keep]
-        if add_t.size == 0:
-            return None
+        fit &= (types.size[:, None] <= cap[None, :]) & (left > 0)[:, None]
+        for s in range(svc.shape[1]):
+            fit &= types.needs[:, s][:, None] <= svc[:, s][None, :]
+    add_t, add_d = (a.astype(np.int64) for a in np.nonzero(fit))
+    if add_t.size == 0:
+        return None
     pt = np.concatenate([add_t, rem_t])
     pd = np.concatenate([add_d, rem_d])
     if pt.size > FIX_UP_MAX_PAIRS:
@@ -1325,58 +1338,69 @@ def solve_columns(problem: ColumnarProblem, *, seed: int = 0) -> ColumnarResult:
         ),
     )
     live: BoolArr = np.asarray(allowed.any(axis=1), dtype=bool)
-    first_level = _solve_level(top, live, stats)
-    unit_dest = np.full(n_units, -1, dtype=np.int64)
-    tie = first_level.tie.copy()
-    # ---- the destinations of each state
-    dests_of = [np.flatnonzero((dest_state == i) & part) for i in range(n_states)]
-    placed_units_of = [np.flatnonzero(first_level.dest == i) for i in range(n_states)]
-    for i in range(n_states):
-        members, dests = placed_units_of[i], dests_of[i]
-        if members.size == 0:
-            continue
-        if dests.size == 1:
-            unit_dest[members] = dests[0]
-            continue
-        caps = problem.capacity[dests]
-        weight = int(caps.sum())
-        sub_shares: list[Fraction | None] = [
-            Fraction(int(c), weight) if weight else Fraction(1, dests.size) for c in caps
-        ]
-        local = {int(d): k for k, d in enumerate(dests.tolist())}
-        in_state = np.isin(problem.preferences[:, 1], dests) if pref_rows.size else None
-        sub = _Level(
-            persons=persons[members],
-            needs=needs[members],
-            allowed=_region_allowed(members, dests, excluded_pairs),
-            registered=registered[members],
-            draw=draw[members],
-            capacity=caps.astype(np.int64),
-            services=problem.services[dests].astype(np.int64),
-            largest_place=caps.astype(np.int64),
-            before=problem.before[dests].astype(np.int64),
-            shares=sub_shares,
-            order=_rank([problem.dest_ids[d] for d in dests], seed),
-            pref=_local_wishes(
-                top_pref_rows(pref_rows, pref_value, in_state), unit, members, local
-            ),
-            score=_local_wishes(
-                top_pref_rows(
-                    problem.score_at,
-                    problem.score_value,
-                    np.isin(problem.score_at[:, 1], dests) if problem.score_at.size else None,
+    regions = any(x != y for x, y in zip(problem.dest_ids, problem.dest_state, strict=True))
+    if regions and len(problem.dest_ids) <= FLAT_DESTINATIONS:
+        # Few destinations: regions are solved as destinations in one problem (exact
+        # family fit per region), with fair shares split over regions by capacity.
+        flat = _flat_level(problem, top, part, dest_state, excluded_pairs, unit, seed)
+        first_level = _solve_level(flat, live, stats)
+        unit_dest = first_level.dest.copy()
+        tie = first_level.tie.copy()
+    else:
+        first_level = _solve_level(top, live, stats)
+        unit_dest = np.full(n_units, -1, dtype=np.int64)
+        tie = first_level.tie.copy()
+        # ---- the destinations of each state
+        dests_of = [np.flatnonzero((dest_state == i) & part) for i in range(n_states)]
+        placed_units_of = [np.flatnonzero(first_level.dest == i) for i in range(n_states)]
+        for i in range(n_states):
+            members, dests = placed_units_of[i], dests_of[i]
+            if members.size == 0:
+                continue
+            if dests.size == 1:
+                unit_dest[members] = dests[0]
+                continue
+            caps = problem.capacity[dests]
+            weight = int(caps.sum())
+            sub_shares: list[Fraction | None] = [
+                Fraction(int(c), weight) if weight else Fraction(1, dests.size) for c in caps
+            ]
+            local = {int(d): k for k, d in enumerate(dests.tolist())}
+            in_state = np.isin(problem.preferences[:, 1], dests) if pref_rows.size else None
+            sub = _Level(
+                persons=persons[members],
+                needs=needs[members],
+                allowed=_region_allowed(members, dests, excluded_pairs),
+                registered=registered[members],
+                draw=draw[members],
+                capacity=caps.astype(np.int64),
+                services=problem.services[dests].astype(np.int64),
+                largest_place=caps.astype(np.int64),
+                before=problem.before[dests].astype(np.int64),
+                shares=sub_shares,
+                order=_rank([problem.dest_ids[d] for d in dests], seed),
+                pref=_local_wishes(
+                    top_pref_rows(pref_rows, pref_value, in_state), unit, members, local
                 ),
-                unit,
-                members,
-                local,
-            ),
-        )
-        region_stats: dict[str, int | str] = {}
-        second = _solve_level(sub, np.ones(members.size, dtype=bool), region_stats)
-        stats["lp_solves"] = int(stats.get("lp_solves", 0)) + int(region_stats.get("lp_solves", 0))
-        ok = second.dest >= 0
-        unit_dest[members[ok]] = dests[second.dest[ok]]
-        tie[members] |= second.tie
+                score=_local_wishes(
+                    top_pref_rows(
+                        problem.score_at,
+                        problem.score_value,
+                        np.isin(problem.score_at[:, 1], dests) if problem.score_at.size else None,
+                    ),
+                    unit,
+                    members,
+                    local,
+                ),
+            )
+            region_stats: dict[str, int | str] = {}
+            second = _solve_level(sub, np.ones(members.size, dtype=bool), region_stats)
+            stats["lp_solves"] = int(stats.get("lp_solves", 0)) + int(
+                region_stats.get("lp_solves", 0)
+            )
+            ok = second.dest >= 0
+            unit_dest[members[ok]] = dests[second.dest[ok]]
+            tie[members] |= second.tie
     # ---- why the others wait
     size_u = persons.sum(axis=1)
     placed_d = np.bincount(
@@ -1431,6 +1455,60 @@ def solve_columns(problem: ColumnarProblem, *, seed: int = 0) -> ColumnarResult:
         max_abs_deviation=max_dev,
         sum_abs_deviation=sum_dev,
         stats=stats,
+    )
+
+
+#: Up to this many destinations, regions are solved in one problem with the states'
+#: other destinations; above it, states first, then each state's regions (docs/allocation.md).
+FLAT_DESTINATIONS = 200
+
+
+def _flat_level(
+    problem: ColumnarProblem,
+    top: _Level,
+    part: BoolArr,
+    dest_state: I64,
+    excluded_pairs: I64,
+    unit: I64,
+    seed: int,
+) -> _Level:
+    """The problem with every participating destination (region or state) as a column."""
+    n_dest = len(problem.dest_ids)
+    allowed = top.allowed[:, dest_state] & part[None, :]
+    if excluded_pairs.size:
+        allowed[excluded_pairs[:, 0], excluded_pairs[:, 1]] = False
+    shares: list[Fraction | None] = []
+    for d in range(n_dest):
+        share = top.shares[int(dest_state[d])]
+        if share is None or not part[d]:
+            shares.append(None)
+            continue
+        mates = np.flatnonzero((dest_state == dest_state[d]) & part)
+        weight = int(problem.capacity[mates].sum())
+        split = Fraction(int(problem.capacity[d]), weight) if weight else Fraction(1, mates.size)
+        shares.append(share * split)
+    pref_rows = problem.preferences
+    pref_value = (
+        (pref_rows[:, 2].max() + 1 - pref_rows[:, 2]).astype(np.float64)
+        if pref_rows.size
+        else np.zeros(0)
+    )
+    return _Level(
+        persons=top.persons,
+        needs=top.needs,
+        allowed=allowed,
+        registered=top.registered,
+        draw=top.draw,
+        capacity=(problem.capacity * part).astype(np.int64),
+        services=(problem.services * part[:, None]).astype(np.int64),
+        largest_place=(problem.capacity * part).astype(np.int64),
+        before=problem.before.astype(np.int64),
+        shares=shares,
+        order=_rank(problem.dest_ids, seed),
+        pref=_wishes(pref_rows, pref_value, unit, pref_rows[:, 1], best_of=True),
+        score=_wishes(
+            problem.score_at, problem.score_value, unit, problem.score_at[:, 1], best_of=True
+        ),
     )
 
 
