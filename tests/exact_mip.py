@@ -145,9 +145,7 @@ def prepare(doc: Mapping[str, Any]) -> MipData:
         registered.append((case.registered_on - first_day).days if first_day else 0)
         # An exclusion names a state (all its destinations) or one region.
         named = {ex.state for ex in case.excluded}
-        excluded = {
-            d for d in range(len(dests)) if dest_state[d] in named or dest_ids[d] in named
-        }
+        excluded = {d for d in range(len(dests)) if dest_state[d] in named or dest_ids[d] in named}
         excluded_by_case.append(tuple(sorted(excluded)))
         ok = {d for d in range(len(dests)) if participating[d] and d not in excluded}
         bound = binding_destination(case, screening, bind_scope)

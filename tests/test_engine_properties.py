@@ -186,7 +186,7 @@ def test_same_seed_same_result(p: ColumnarProblem, seed: int) -> None:
 
 
 @given(st.data())
-def test_fairness_within_M_over_sequences_of_batches(data: st.DataObject) -> None:
+def test_fairness_within_m_over_sequences_of_batches(data: st.DataObject) -> None:
     """With room for everyone and no links or exclusions, every state ends every batch
     within M (the largest case allocated so far) of its fair share."""
     n_dest = data.draw(st.integers(2, len(STATES)))
