@@ -686,7 +686,10 @@ class _Explainer:
         members = [self._case_index(g) for g in group]
         if b is None:
             b = next((self.bindings[k] for k in members if self.bindings[k] is not None), None)
-        allowed = sorted(set.intersection(*(set(self._allowed(k, b)) for k in members)))
+        if len(members) == 1:
+            allowed = self._allowed(members[0], b)
+        else:
+            allowed = sorted(set.intersection(*(set(self._allowed(k, b)) for k in members)))
         if code == WAIT_SERVICE:
             needs: dict[str, int] = {}
             for k in members:
@@ -717,7 +720,7 @@ class _Explainer:
                 )
             ]
         persons = sum(int(c.size[k]) for k in members)
-        largest = max((int(self.free[d]) for d in allowed), default=0)
+        largest = int(self.free[allowed].max()) if allowed else 0
         return [
             (
                 "waiting_capacity",
@@ -733,13 +736,19 @@ class _Explainer:
         return self._ids[cid]
 
     def _allowed(self, i: int, b: Binding | None) -> list[int]:
-        c = self.cols
-        excluded = {e.state for e in self.problem.cases[i].excluded}
-        return [
-            d
-            for d in range(len(c.dest_ids))
-            if c.participating[d]
-            and c.dest_state[d] not in excluded
-            and c.dest_ids[d] not in excluded
-            and (b is None or b.state in (c.dest_state[d], c.dest_ids[d]))
-        ]
+        excluded = frozenset(e.state for e in self.problem.cases[i].excluded)
+        key = (excluded, None if b is None else b.state)
+        cache: dict[tuple[frozenset[str], str | None], list[int]] = self.__dict__.setdefault(
+            "_allowed_cache", {}
+        )
+        if key not in cache:
+            c = self.cols
+            cache[key] = [
+                d
+                for d in range(len(c.dest_ids))
+                if c.participating[d]
+                and c.dest_state[d] not in excluded
+                and c.dest_ids[d] not in excluded
+                and (b is None or b.state in (c.dest_state[d], c.dest_ids[d]))
+            ]
+        return cache[key]

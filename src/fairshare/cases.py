@@ -221,11 +221,30 @@ class ValidationError(InputError):
 
 
 def _escape(token: str | int) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
+    text = str(token)
+    if "~" in text or "/" in text:
+        return text.replace("~", "~0").replace("/", "~1")
+    return text
 
 
-def _ptr(base: str, *tokens: str | int) -> str:
-    return base + "".join("/" + _escape(t) for t in tokens)
+#: A JSON Pointer under construction: a string, or (parent, token) pairs built lazily so that
+#: validating a large input does not format a pointer for every value it checks.
+Pointer = str | tuple[Any, str | int]
+
+
+def _ptr(base: Pointer, *tokens: str | int) -> Pointer:
+    """The JSON Pointer (RFC 6901) of ``tokens`` below ``base`` (rendered on demand)."""
+    for token in tokens:
+        base = (base, token)
+    return base
+
+
+def _render(pointer: Pointer) -> str:
+    parts: list[str] = []
+    while isinstance(pointer, tuple):
+        pointer, token = pointer
+        parts.append(_escape(token))
+    return pointer + "".join("/" + part for part in reversed(parts))
 
 
 def _kind(value: object) -> str:
@@ -257,15 +276,15 @@ class _Checker:
     def __init__(self) -> None:
         self.problems: list[tuple[str, str]] = []
 
-    def add(self, pointer: str, message: str) -> None:
-        self.problems.append((pointer, message))
+    def add(self, pointer: Pointer, message: str) -> None:
+        self.problems.append((_render(pointer), message))
 
     def raise_if_any(self) -> None:
         if self.problems:
             raise ValidationError(self.problems)
 
     def mapping(
-        self, value: object, pointer: str, allowed: Collection[str] | None = None
+        self, value: object, pointer: Pointer, allowed: Collection[str] | None = None
     ) -> Mapping[str, Any] | None:
         if not isinstance(value, Mapping):
             self.add(pointer, f"expected an object, got {_kind(value)}")
@@ -279,44 +298,44 @@ class _Checker:
                     )
         return value
 
-    def sequence(self, value: object, pointer: str) -> Sequence[Any] | None:
+    def sequence(self, value: object, pointer: Pointer) -> Sequence[Any] | None:
         if not isinstance(value, list | tuple):
             self.add(pointer, f"expected a list, got {_kind(value)}")
             return None
         return value
 
-    def text(self, value: object, pointer: str) -> str | None:
+    def text(self, value: object, pointer: Pointer) -> str | None:
         if not isinstance(value, str) or not value.strip():
             got = "an empty string" if isinstance(value, str) else _kind(value)
             self.add(pointer, f"expected a non-empty string, got {got}")
             return None
         return value
 
-    def optional_text(self, obj: Mapping[str, Any], name: str, pointer: str) -> str | None:
+    def optional_text(self, obj: Mapping[str, Any], name: str, pointer: Pointer) -> str | None:
         value = obj.get(name)
         return None if value is None else self.text(value, _ptr(pointer, name))
 
-    def boolean(self, obj: Mapping[str, Any], name: str, pointer: str, default: bool) -> bool:
+    def boolean(self, obj: Mapping[str, Any], name: str, pointer: Pointer, default: bool) -> bool:
         value = obj.get(name, default)
         if not isinstance(value, bool):
             self.add(_ptr(pointer, name), f"expected true or false, got {_kind(value)}")
             return default
         return value
 
-    def integer(self, value: object, pointer: str) -> int | None:
+    def integer(self, value: object, pointer: Pointer) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
             self.add(pointer, f"expected a whole number, got {_kind(value)}")
             return None
         return value
 
-    def count(self, value: object, pointer: str, what: str) -> int | None:
+    def count(self, value: object, pointer: Pointer, what: str) -> int | None:
         number = self.integer(value, pointer)
         if number is not None and number < 0:
             self.add(pointer, f"{number} {what} is negative; use 0 or more")
             return None
         return number
 
-    def texts(self, obj: Mapping[str, Any], name: str, pointer: str) -> tuple[str, ...]:
+    def texts(self, obj: Mapping[str, Any], name: str, pointer: Pointer) -> tuple[str, ...]:
         items = self.sequence(obj.get(name, []), _ptr(pointer, name))
         if items is None:
             return ()
@@ -327,7 +346,7 @@ class _Checker:
                 out.append(value)
         return tuple(out)
 
-    def state(self, value: object, pointer: str) -> str | None:
+    def state(self, value: object, pointer: Pointer) -> str | None:
         code = self.text(value, pointer)
         if code is None:
             return None
@@ -343,7 +362,7 @@ class _Checker:
             return None
         return code
 
-    def day(self, value: object, pointer: str) -> date | None:
+    def day(self, value: object, pointer: Pointer) -> date | None:
         if isinstance(value, date):
             return value
         if not isinstance(value, str):
@@ -393,7 +412,7 @@ _DESTINATION_FIELDS = (
 _INPUT_FIELDS = ("key", "ledger", "destinations", "cases", "seed")
 
 
-def _person(check: _Checker, raw: object, pointer: str) -> Person | None:
+def _person(check: _Checker, raw: object, pointer: Pointer) -> Person | None:
     obj = check.mapping(raw, pointer, _PERSON_FIELDS)
     if obj is None:
         return None
@@ -458,7 +477,7 @@ def _person(check: _Checker, raw: object, pointer: str) -> Person | None:
 
 
 def _link(
-    check: _Checker, raw: object, pointer: str, destination_ids: Collection[str]
+    check: _Checker, raw: object, pointer: Pointer, destination_ids: Collection[str]
 ) -> FamilyLink | None:
     obj = check.mapping(raw, pointer, _LINK_FIELDS)
     if obj is None:
@@ -490,7 +509,7 @@ def _link(
 
 
 def _destination_ref(
-    check: _Checker, value: object, pointer: str, destination_ids: Collection[str] | None
+    check: _Checker, value: object, pointer: Pointer, destination_ids: Collection[str] | None
 ) -> str | None:
     ref = check.text(value, pointer)
     if ref is not None and destination_ids is not None and ref not in destination_ids:
@@ -501,7 +520,7 @@ def _destination_ref(
 
 
 def _case(
-    check: _Checker, raw: object, pointer: str, destination_ids: Collection[str] | None
+    check: _Checker, raw: object, pointer: Pointer, destination_ids: Collection[str] | None
 ) -> Case | None:
     obj = check.mapping(raw, pointer, _CASE_FIELDS)
     if obj is None:
@@ -588,14 +607,14 @@ def _case(
 
 
 def _cases(
-    check: _Checker, data: object, pointer: str, destination_ids: Collection[str] | None
+    check: _Checker, data: object, pointer: Pointer, destination_ids: Collection[str] | None
 ) -> list[Case]:
     items = check.sequence(data, pointer)
     if items is None:
         return []
     cases: list[Case] = []
     case_at: dict[str, int] = {}
-    person_at: dict[str, str] = {}
+    person_at: dict[str, Pointer] = {}
     for i, item in enumerate(items):
         where = _ptr(pointer, i)
         case = _case(check, item, where, destination_ids)
@@ -606,7 +625,8 @@ def _cases(
                 if cid in case_at:
                     check.add(
                         _ptr(where, "id"),
-                        f"case id '{cid}' is already used by {_ptr(pointer, case_at[cid])}",
+                        f"case id '{cid}' is already used by "
+                        f"{_render(_ptr(pointer, case_at[cid]))}",
                     )
                 else:
                     case_at[cid] = i
@@ -618,7 +638,7 @@ def _cases(
                     if pid in person_at:
                         check.add(
                             _ptr(member_ptr, "id"),
-                            f"person '{pid}' is already in {person_at[pid]}; "
+                            f"person '{pid}' is already in {_render(person_at[pid])}; "
                             "a person belongs to exactly one case",
                         )
                     else:
@@ -640,7 +660,7 @@ def _cases(
     return cases
 
 
-def _destinations(check: _Checker, data: object, pointer: str) -> list[Destination]:
+def _destinations(check: _Checker, data: object, pointer: Pointer) -> list[Destination]:
     items = check.sequence(data, pointer)
     if items is None:
         return []
@@ -679,7 +699,8 @@ def _destinations(check: _Checker, data: object, pointer: str) -> list[Destinati
             if did in seen:
                 check.add(
                     _ptr(where, "id"),
-                    f"destination id '{did}' is already used by {_ptr(pointer, seen[did])}",
+                    f"destination id '{did}' is already used by "
+                    f"{_render(_ptr(pointer, seen[did]))}",
                 )
             else:
                 seen[did] = i

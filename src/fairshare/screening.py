@@ -242,10 +242,12 @@ def screen_case(case: Case, rules: ScreeningRules | None = None) -> Screening:
         categories[person.id] = cats
         tiers[person.id] = min((r.tier_of[c] for c in cats), default=r.default_tier)
     needs: dict[str, int] = {}
+    needing: dict[str, list[str]] = {}
+    for pid, cats in categories.items():
+        for service in {r.needs[c] for c in cats if c in r.needs}:
+            needing.setdefault(service, []).append(pid)
     for service in SERVICES:
-        who = [
-            pid for pid, cats in categories.items() if any(r.needs.get(c) == service for c in cats)
-        ]
+        who = needing.get(service)
         if who:
             needs[service] = len(who)
             causes = sorted(
