@@ -17,6 +17,7 @@ venv: $(STAMP)
 ## run: set up .venv and show today's main capability (fair shares of 160,000 people)
 run: $(STAMP)
 	$(BIN)/fairshare demo
+	$(BIN)/fairshare allocate examples/batch.json --explain 3
 
 ## test: set up .venv, lint, type-check and run the whole test suite
 test: $(STAMP)

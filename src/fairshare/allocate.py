@@ -379,12 +379,15 @@ class _Explainer:
                     f"it had already received {_num(over_before)} more than its fair share "
                     "before this batch; a batch can only add persons"
                 )
-            if row["bound"]:
-                return f"binding family links (Dublin III) brought {_persons(row['bound'])} here"
-            return (
+            general = (
                 "placing the most persons came first: the other destinations were full, "
                 "excluded for the waiting cases or lacked their service places"
             )
+            if row["bound"] and row["bound"] >= dev - self.M:
+                return f"binding family links (Dublin III) brought {_persons(row['bound'])} here"
+            if row["bound"]:
+                return f"{general}; binding family links brought {_persons(row['bound'])}"
+            return general
         free = int(sum(self.free[d] for d in row["dests"] if self.cols.participating[d]))
         if free == 0:
             return "its free capacity is used up: it has no places left"
@@ -563,7 +566,7 @@ class _Explainer:
         reasons: list[tuple[str, str]] = []
         tier_text = next(text for code, text in screening.reasons if code == "tier")
         if screening.tier < 3:
-            tier_text += "; placed before every lower tier"
+            tier_text += "; it ranks before every lower tier"
         reasons.append(("priority", tier_text[0].upper() + tier_text[1:]))
         if screening.needs:
             needs = ", ".join(
