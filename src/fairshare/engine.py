@@ -998,7 +998,7 @@ def _solve_types(
         )
         v1_mip = mip.maximise("tier1")
         tier1_bound = min(tier1_bound, float(np.floor(mip.bound() + 1e-6)))
-        stats["tier1_mip"] = h_status(mip)
+        stats["tier1_mip"] = _status_of(mip)
         if round(v1_mip) > t1:
             y1 = np.zeros_like(y)
             np.add.at(y1, (pt[urgent], pd[urgent]), np.rint(mip.values()).astype(np.int64))
@@ -1049,7 +1049,7 @@ def _solve_types(
     return y, tiers, fairness[0], fairness[1]
 
 
-def h_status(model: _Model) -> str:
+def _status_of(model: _Model) -> str:
     """The HiGHS status of a model's last solve, in words."""
     return str(model.h.modelStatusToString(model.h.getModelStatus()))
 
@@ -1432,10 +1432,10 @@ def solve_columns(problem: ColumnarProblem, *, seed: int = 0) -> ColumnarResult:
                 shares=sub_shares,
                 order=_rank([problem.dest_ids[d] for d in dests], seed),
                 pref=_local_wishes(
-                    top_pref_rows(pref_rows, pref_value, in_state), unit, members, local
+                    _rows_naming(pref_rows, pref_value, in_state), unit, members, local
                 ),
                 score=_local_wishes(
-                    top_pref_rows(
+                    _rows_naming(
                         problem.score_at,
                         problem.score_value,
                         np.isin(problem.score_at[:, 1], dests) if problem.score_at.size else None,
@@ -1576,7 +1576,7 @@ def _region_allowed(members: I64, dests: I64, excluded_pairs: I64) -> BoolArr:
     return allowed
 
 
-def top_pref_rows(rows: I64, values: F64, keep: BoolArr | None) -> tuple[I64, F64]:
+def _rows_naming(rows: I64, values: F64, keep: BoolArr | None) -> tuple[I64, F64]:
     """The rows (and their values) that name one of a state's destinations."""
     if keep is None:
         return rows[:0], values[:0]
