@@ -31,7 +31,15 @@ from typing import Any
 import numpy as np
 
 from fairshare import __version__
-from fairshare.cases import SERVICES, AllocationInput, Case, parse_problem_input
+from fairshare.apportion import apportion
+from fairshare.cases import (
+    SERVICES,
+    AllocationInput,
+    Case,
+    Destination,
+    ValidationError,
+    parse_problem_input,
+)
 from fairshare.engine import (
     BINDING_UNAVAILABLE,
     NO_BINDING,
@@ -145,9 +153,14 @@ def _key_result(
     year = spec.get("year")
     if not participating:
         return definition, {}, int(year) if isinstance(year, int) else 0
-    result = compute_key(
-        definition, year=year if isinstance(year, int) else None, participants=participating
-    )
+    try:
+        result = compute_key(
+            definition, year=year if isinstance(year, int) else None, participants=participating
+        )
+    except InputError as exc:
+        where = "/key/year" if isinstance(year, int) else "/key"
+        message = str(exc).replace("; pass --indicators FILE", "")
+        raise ValidationError([(where, message)]) from None
     return definition, dict(result.shares), result.year
 
 
@@ -166,6 +179,10 @@ def allocate(
     input's ``ledger.largest_case``).
     """
     chosen_seed = seed if seed is not None else (problem.seed if problem.seed is not None else 0)
+    if isinstance(chosen_seed, bool) or not isinstance(chosen_seed, int):
+        raise InputError(f"seed: expected a whole number, got {chosen_seed!r}")
+    if not 0 <= chosen_seed < 2**63:
+        raise InputError(f"seed: {chosen_seed} is out of range; use 0 to 2^63 - 1")
     dests = problem.destinations
     if not dests:
         raise InputError("/destinations: give at least one destination")
@@ -220,7 +237,8 @@ def allocate(
             for d in matching(name):
                 score_at.append((i, d))
                 score_value.append(float(value))
-    received = problem.received
+    received = dict(problem.received)
+    before = _region_before(dests, dest_state, received, chosen_seed)
     columns = ColumnarProblem(
         dest_ids=tuple(d.id for d in dests),
         dest_state=tuple(dest_state),
@@ -229,7 +247,7 @@ def allocate(
             [[d.services.get(s, 0) for s in SERVICES] for d in dests], dtype=np.int64
         ).reshape(len(dests), len(SERVICES)),
         participating=np.array([d.participating for d in dests], dtype=bool),
-        before=np.array([received.get(d.id, 0) for d in dests], dtype=np.int64),
+        before=np.array(before, dtype=np.int64),
         shares=shares,
         size=np.array([c.size for c in cases], dtype=np.int64),
         tier=np.array([s.tier for s in screenings], dtype=np.int64),
@@ -246,9 +264,6 @@ def allocate(
         score_at=np.array(score_at, dtype=np.int64).reshape(-1, 2),
         score_value=np.array(score_value, dtype=np.float64),
         largest_unit=problem.largest_case if largest_case is None else largest_case,
-        state_before={
-            s: received[s] for s in participating if s in received and s not in index_of_dest
-        },
     )
     result = solve_columns(columns, seed=chosen_seed)
     explainer = _Explainer(problem, columns, result, screenings, bindings, groups, chosen_seed)
@@ -271,6 +286,33 @@ def allocate(
         "waiting": explainer.waiting(),
     }
     return Allocation(document)
+
+
+def _region_before(
+    dests: Sequence[Destination], dest_state: Sequence[str], received: Mapping[str, int], seed: int
+) -> list[int]:
+    """Persons received so far per destination.
+
+    A count given for a state whose destinations are its regions is attributed to the regions
+    in proportion to their free capacity (Hamilton, ties by the seeded draw): an assumption,
+    made so that each region's deviation adds up to its state's; give per-region counts in
+    ``ledger.received`` to avoid it.
+    """
+    before = [received.get(d.id, 0) for d in dests]
+    ids = {d.id for d in dests}
+    for state in dict.fromkeys(dest_state):
+        if state in ids or not received.get(state):
+            continue
+        regions = [i for i, s in enumerate(dest_state) if s == state and dests[i].participating]
+        if not regions:
+            continue
+        weights = {dests[i].id: Fraction(max(dests[i].capacity, 0)) for i in regions}
+        if not any(weights.values()):
+            weights = dict.fromkeys(weights, Fraction(1))
+        split = apportion(weights, received[state], "hamilton", seed=seed).seats
+        for i in regions:
+            before[i] += split[dests[i].id]
+    return before
 
 
 def allocate_document(
@@ -396,6 +438,20 @@ class _Explainer:
             "(family links, exclusions, service needs or family size)"
         )
 
+    def _region_note(self, d: int, dev: Fraction | None) -> str | None:
+        if dev is None or abs(dev) <= self.M:
+            return None
+        state = self.cols.dest_state[d]
+        note = self._bound_note(state)
+        if note:
+            return f"{state}: {note}"
+        if self.free[d] == 0 and dev < 0:
+            return "its free capacity is used up: it has no places left"
+        return (
+            f"{state} as a whole is within M; between its regions, whole families and the "
+            "places where the service needs could be met decided"
+        )
+
     def destinations(self) -> list[dict[str, Any]]:
         c = self.cols
         out = []
@@ -426,7 +482,7 @@ class _Explainer:
                         if c.services[d, k] > 0
                     },
                     "within_bound": None if dev is None else bool(abs(dev) <= self.M),
-                    "bound_note": None if region else self._bound_note(state),
+                    "bound_note": self._region_note(d, dev) if region else self._bound_note(state),
                 }
             )
         return out
@@ -596,6 +652,14 @@ class _Explainer:
             reasons.extend(self._placed_reasons(i, case, d, b))
         else:
             reasons.extend(self._waiting_reasons(i, case, b))
+            if case.preferences:
+                reasons.append(
+                    (
+                        "preference",
+                        f"Its preferences ({', '.join(case.preferences)}) are kept for when it "
+                        "can be placed",
+                    )
+                )
         if r.tie_draw[i]:
             day = case.registered_on.isoformat()
             fate = "a place" if d >= 0 else "no place"
@@ -708,13 +772,14 @@ class _Explainer:
                 for s in lacking or needs
             )
             scope = "participating state" if b is None else f"destination in {b.state}"
-            whose = "it" if len(members) == 1 else "its linked group"
-            return [
-                (
-                    "waiting_service",
-                    f"Waits: no {scope} {whose} may go to has {words} left",
+            if len(members) == 1:
+                text = f"Waits: no {scope} it may go to has {words} left"
+            else:
+                text = (
+                    f"Waits with its linked cases ({', '.join(group)}), which together need "
+                    f"{words}: no {scope} they may go to has them"
                 )
-            ]
+            return [("waiting_service", text)]
         if not allowed:
             return [
                 (

@@ -35,6 +35,7 @@ from functools import cache
 from typing import Any
 
 from fairshare.errors import InputError
+from fairshare.keys import builtin_keys
 from fairshare.reference import read_data_file, states
 
 __all__ = [
@@ -792,7 +793,10 @@ def parse_problem_input(doc: Mapping[str, Any]) -> AllocationInput:
             if "name" not in key:
                 check.add("/key", 'the key needs a \'name\', e.g. {"name": "population"}')
             else:
-                check.text(key["name"], "/key/name")
+                name = check.text(key["name"], "/key/name")
+                keys = builtin_keys()
+                if name is not None and name not in keys:
+                    check.add("/key/name", f"unknown key '{name}'; use one of {', '.join(keys)}")
             if key.get("year") is not None:
                 check.integer(key["year"], "/key/year")
     for name in ("destinations", "cases"):

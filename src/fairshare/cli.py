@@ -816,8 +816,34 @@ def _allocation_table(result: Mapping[str, Any], explain: int = 0) -> str:
             "–" if row["within_bound"] is None else ("yes" if row["within_bound"] else "no *"),
         )
     console.print(table)
+    if result.get("states"):
+        states = Table(title="States (their regions together)")
+        for column in (
+            "state",
+            "fair share",
+            "before",
+            "placed",
+            "after",
+            "deviation",
+            f"within M={objective['M']}",
+        ):
+            states.add_column(column, justify="left" if column == "state" else "right")
+        for row in result["states"]:
+            dev = row["deviation"]
+            states.add_row(
+                row["id"],
+                "–" if row["fair_share"] is None else f"{row['fair_share']:,.1f}",
+                f"{row['before']:,}",
+                f"{row['placed']:,}",
+                f"{row['after']:,}",
+                "–" if dev is None else f"{dev:+,.1f}",
+                "–" if row["within_bound"] is None else ("yes" if row["within_bound"] else "no *"),
+            )
+        console.print(states)
+    noted: set[str] = set()
     for row in result["destinations"] + result.get("states", []):
-        if row.get("bound_note"):
+        if row.get("bound_note") and row["id"] not in noted:
+            noted.add(row["id"])
             console.print(f"* {row['id']}: {row['bound_note']}")
     levels = ", ".join(
         f"{name} {objective[name]['placed']:,} of at most {objective[name]['bound']:,.0f}"
@@ -826,8 +852,11 @@ def _allocation_table(result: Mapping[str, Any], explain: int = 0) -> str:
     console.print(f"Persons placed: {levels}; gap {objective['gap']:.4%}.")
     waiting = result["waiting"]
     by_code = ", ".join(f"{k} {v:,}" for k, v in waiting["by_code"].items()) or "none"
+    cases_word = "case" if waiting["cases"] == 1 else "cases"
+    persons_word = "person" if waiting["persons"] == 1 else "persons"
     console.print(
-        f"Waiting: {waiting['cases']:,} cases, {waiting['persons']:,} persons ({by_code})."
+        f"Waiting: {waiting['cases']:,} {cases_word}, {waiting['persons']:,} {persons_word} "
+        f"({by_code})."
     )
     cases = Table(title="Cases")
     for column in ("case", "tier", "persons", "destination", "reasons"):

@@ -184,6 +184,10 @@ class ColumnarResult:
 _HIGHS_STARTED = False
 #: Relative tolerance when a level's optimum is fixed before the next level is solved.
 _LEVEL_TOL = 1e-7
+#: A type count within this of the next integer is rounded up (the later levels may use the
+#: slack the tolerance leaves, e.g. 0.999996 of a unit at one place and 0.000004 at another);
+#: a rounding that overfills a place is taken back.
+_ROUND_EPS = 1e-4
 #: The exact tier-1 integer program stops after this many branch-and-bound nodes (work, not
 #: time, so results do not depend on the machine); its bound is reported if it stops early.
 MIP_MAX_NODES = 20_000
@@ -253,6 +257,7 @@ class _Level:
     order: I64  # [D] tie order of destinations (lower first)
     pref: dict[int, dict[int, float]]  # unit -> destination -> preference value
     score: dict[int, dict[int, float]]  # unit -> destination -> score
+    group: I64 | None = None  # [D] the state of each destination, when regions are columns
 
     @property
     def size(self) -> I64:
@@ -449,25 +454,26 @@ class _Model:
         self.level_rows[name] = self.h.getNumRow()
         self.h.addRow(low, highspy.kHighsInf, nz.size, nz.astype(np.int32), coef[nz])
 
-    def balance(self, keyed: I64, target: F64) -> tuple[float, float]:
-        """Fairness levels: minimise the largest |placed_d - target_d|, then their sum.
+    def balance(self, groups: Sequence[I64], target: F64) -> tuple[float, float]:
+        """Fairness levels: minimise the largest |placed_g - target_g|, then their sum.
 
-        ``target_d`` = fair share - persons received before, for the keyed destinations.
+        A group is a destination, or a state's destinations together; ``target_g`` = fair
+        share - persons received before. Both optima are held for the levels that follow.
         Returns the two LP optima.
         """
         h = self.h
-        if keyed.size == 0:
+        keyed = groups
+        if len(keyed) == 0:
             return 0.0, 0.0
         size = self.types.size[self.pt].astype(np.float64)
         inf = highspy.kHighsInf
         z = h.getNumCol()
         h.addCol(0.0, 0.0, inf, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
         e0 = h.getNumCol()
-        self.deviation_cols = (e0, e0 + keyed.size)
         for _ in keyed:
             h.addCol(0.0, 0.0, inf, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
         n_all = h.getNumCol()
-        by_dest = [np.flatnonzero(self.pd == d) for d in keyed]
+        by_dest = [np.flatnonzero(np.isin(self.pd, g)) for g in keyed]
         for k, cols in enumerate(by_dest):
             idx = np.concatenate([cols, [z]]).astype(np.int32)
             # placed - z <= target ; placed + z >= target
@@ -490,24 +496,16 @@ class _Model:
         h.changeColsCost(n_all, np.arange(n_all, dtype=np.int32), cost)
         _run(h, "the total-deviation level")
         total = float(h.getInfo().objective_function_value)
+        idx = np.arange(e0, n_all, dtype=np.int32)
+        h.addRow(-inf, total + _LEVEL_TOL * (1.0 + total), idx.size, idx, np.ones(idx.size))
         return worst, total
 
-    def wishes(self, total_deviation: float) -> None:
-        """Keep the summed deviation, then maximise preferences, then scores (refined types)."""
+    def wishes(self) -> None:
+        """Maximise preferences, then scores (for refined types), the levels above held."""
         h = self.h
         t = self.types
         if t.pref is None or t.score is None:
             return
-        if hasattr(self, "deviation_cols"):
-            lo, hi = self.deviation_cols
-            idx = np.arange(lo, hi, dtype=np.int32)
-            h.addRow(
-                -highspy.kHighsInf,
-                total_deviation + _LEVEL_TOL * (1.0 + abs(total_deviation)),
-                idx.size,
-                idx,
-                np.ones(idx.size),
-            )
         n_all = h.getNumCol()
         h.changeObjectiveSense(highspy.ObjSense.kMaximize)
         for name, table in (("preferences", t.pref), ("scores", t.score)):
@@ -569,7 +567,7 @@ def _round(
     n_types = types.size.size
     n_dest = cap.size
     y = np.zeros((n_types, n_dest), dtype=np.int64)
-    np.add.at(y, (pt, pd), np.floor(x + 1e-6).astype(np.int64))
+    np.add.at(y, (pt, pd), np.floor(x + _ROUND_EPS).astype(np.int64))
     y = np.minimum(y, count[:, None])
     cap = cap - (y * types.size[:, None]).sum(axis=0)
     svc = svc - np.einsum("td,ts->ds", y, types.needs)
@@ -648,7 +646,7 @@ def _residual(
     model.h.changeColsCost(pt.size, np.arange(pt.size, dtype=np.int32), cost)
     _run(model.h, "the leftovers")
     more = np.zeros((types.size.size, cap.size), dtype=np.int64)
-    np.add.at(more, (pt, pd), np.floor(model.values() + 1e-6).astype(np.int64))
+    np.add.at(more, (pt, pd), np.floor(model.values() + _ROUND_EPS).astype(np.int64))
     more = np.minimum(more, left[:, None])
     if not more.any():
         return None
@@ -921,6 +919,22 @@ def _rebalance(y: I64, types: _Types, allowed: BoolArr, level: _Level, fair: F64
     return moves
 
 
+#: The exact tier-2 stage of the tier-1 fallback runs up to this many (type, destination)
+#: pairs of tier-1 and tier-2 types (measured: 5,200 pairs take 2.3 s at the root node).
+TIER2_MIP_MAX_PAIRS = 2_000
+#: ... and stops after this many branch-and-bound nodes (its best solution is used).
+TIER2_MIP_MAX_NODES = 100
+
+
+def _start(y: I64, pt: I64, pd: I64, n_cols: int) -> Any:
+    """A HiGHS starting solution from type counts (the MIP's columns are the pairs)."""
+    start = highspy.HighsSolution()
+    values = np.zeros(n_cols)
+    values[: pt.size] = y[pt, pd]
+    start.col_value = values
+    return start
+
+
 def _levels(y: I64, types: _Types) -> tuple[int, int, int]:
     placed = y.sum(axis=1)
     return (
@@ -974,8 +988,18 @@ def _solve_types(
         model.hold("total", v3)
         target = targets(fixed_total + v3)
         keyed_target = target[keyed] - (level.capacity[keyed] - cap[keyed])
-        worst, total_dev = model.balance(keyed, keyed_target)
-        model.wishes(total_dev)
+        if level.group is not None and keyed.size:
+            # Regions solved as destinations: states' deviations first, then regions'.
+            state_of = level.group[keyed]
+            states_here = np.unique(state_of)
+            worst, total_dev = model.balance(
+                [keyed[state_of == g] for g in states_here],
+                np.array([keyed_target[state_of == g].sum() for g in states_here]),
+            )
+            model.balance([np.array([d]) for d in keyed], keyed_target)
+        else:
+            worst, total_dev = model.balance([np.array([d]) for d in keyed], keyed_target)
+        model.wishes()
         stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 5
         x = model.values()
         room_target = target - (level.capacity - cap)
@@ -1008,6 +1032,41 @@ def _solve_types(
             fixed_keyed = float((y1 * size[:, None]).sum(axis=0)[keyed].sum()) if keyed.size else 0
             y2, _, w2, s2 = lexicographic(rest, cap, svc, fixed_keyed, 0.0)
             candidate = y1 + y2
+            vulnerable = (types.persons[pt, 0] > 0) | (types.persons[pt, 1] > 0)
+            if int(vulnerable.sum()) <= TIER2_MIP_MAX_PAIRS:
+                # Also place tier 2 exactly with the tier-1 optimum held, so that the tier-1
+                # arrangement does not cost tier-2 persons; tier 3 is then solved around both.
+                both = _Model(
+                    types,
+                    pt[vulnerable],
+                    pd[vulnerable],
+                    types.count,
+                    level.capacity,
+                    level.services,
+                    integer=True,
+                )
+                both.h.setOptionValue("mip_max_nodes", TIER2_MIP_MAX_NODES)
+                both.hold("tier1", round(v1_mip))
+                both.h.setSolution(_start(y1, pt[vulnerable], pd[vulnerable], both.h.getNumCol()))
+                both.maximise("tier2")
+                if both.h.getInfo().primal_solution_status:
+                    y12 = np.zeros_like(y)
+                    np.add.at(
+                        y12,
+                        (pt[vulnerable], pd[vulnerable]),
+                        np.rint(both.values()).astype(np.int64),
+                    )
+                    cap = level.capacity - (y12 * size[:, None]).sum(axis=0)
+                    svc = level.services - np.einsum("td,ts->ds", y12, types.needs)
+                    rest = np.where(
+                        (types.persons[:, 0] > 0) | (types.persons[:, 1] > 0), 0, types.count
+                    )
+                    fixed_keyed = (
+                        float((y12 * size[:, None]).sum(axis=0)[keyed].sum()) if keyed.size else 0
+                    )
+                    y3, _, w3, s3 = lexicographic(rest, cap, svc, fixed_keyed, 0.0)
+                    if _levels(y12 + y3, types) > _levels(candidate, types):
+                        candidate, w2, s2 = y12 + y3, w3, s3
             if _levels(candidate, types) > (t1, t2, t3):
                 y, worst_lp, sum_lp = candidate, w2, s2
                 t1, t2, t3 = _levels(y, types)
@@ -1020,7 +1079,9 @@ def _solve_types(
         fair = np.zeros(n_dest, dtype=np.float64)
         if keyed.size:
             fair[keyed] = share * (before_keyed + placed_keyed)
-        moved = _rebalance(y, types, t_allowed & fit, level, fair)
+        # (With regions as columns the LP balanced states, then regions; single-unit moves
+        # judged per destination could unbalance states, so they are left out.)
+        moved = 0 if level.group is not None else _rebalance(y, types, t_allowed & fit, level, fair)
         stats["priority_repairs"] = int(stats.get("priority_repairs", 0)) + repaired
         stats["balance_moves"] = int(stats.get("balance_moves", 0)) + moved
         if not repaired:
@@ -1557,6 +1618,7 @@ def _flat_level(
         before=problem.before.astype(np.int64),
         shares=shares,
         order=_rank(problem.dest_ids, seed),
+        group=dest_state,
         pref=_wishes(pref_rows, pref_value, unit, pref_rows[:, 1], best_of=True),
         score=_wishes(
             problem.score_at, problem.score_value, unit, problem.score_at[:, 1], best_of=True

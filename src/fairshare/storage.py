@@ -61,6 +61,8 @@ def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
         ) from None
     except ValueError as exc:
         raise InputError(f"{path}: invalid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{path}: the JSON is nested too deeply to be an input") from None
 
 
 def _no_constant(name: str) -> Any:
