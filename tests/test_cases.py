@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fairshare.cases import (
@@ -463,3 +463,92 @@ def test_duplicate_person_ids_are_each_reported(owners: list[int]) -> None:
         with pytest.raises(ValidationError) as info:
             parse_cases(cases)
         assert len(info.value.problems) == repeats
+
+
+# --------------------------------------------------------------------------------------------
+# The fast path for plainly valid cases gives exactly what the full checks give.
+
+
+def _mostly(valid: list[object], invalid: list[object]) -> st.SearchStrategy[object]:
+    """Valid values most of the time, so that the fast path is taken often."""
+    return st.sampled_from(valid * 4 + invalid)
+
+
+_PERSON_VALUES = {
+    "age": _mostly([0, 17, 18, 130, None], [131, -1, True, 5.0]),
+    "sex": _mostly(["F", None], ["", 3]),
+    "age_uncertain": _mostly([True, False], [1, None, "yes"]),
+    "nationality": _mostly(["SY", None], ["", []]),
+    "languages": _mostly([["ar"], []], [[""], "ar", [1]]),
+    "vulnerabilities": _mostly(
+        [[], ["pregnant"], ["SC-UC", "minor"], ["sc-uc", "sc-uc"]], [["bogus"], [""], ["Pregnant"]]
+    ),
+    "unhcr_codes": _mostly([[], ["SC-UC"], ["sm-ci"]], [["bogus"], [7], ["pregnant"]]),
+}
+
+_CASE_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", " ", "DE", "SE", "GR", "x", "2015-10-02", "2015-02-30", "c0", "c1"]),
+    st.lists(st.sampled_from(["DE", "SE", "FR", "", "c0", "c1", "c1"]), max_size=3),
+    st.dictionaries(st.sampled_from(["DE", "SE", "FR", ""]), st.floats(-1, 1), max_size=2),
+    st.dictionaries(st.sampled_from(["DE", "SE"]), st.sampled_from([True, "0.5", 1]), max_size=1),
+)
+
+
+@st.composite
+def _raw_case(draw: st.DrawFn, index: int) -> dict[str, object]:
+    values = dict(_PERSON_VALUES)
+    values["id"] = _mostly([f"p{index}-0"], ["", 5])
+    person = draw(st.fixed_dictionaries({}, optional=values))
+    person.setdefault("id", f"p{index}-0")
+    case: dict[str, object] = {
+        "id": f"c{index}",
+        "entry_state": "EL",
+        "registered_on": "2015-10-02",
+        "members": [person],
+    }
+    case.update(
+        draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "preferences": _mostly(
+                        [["DE"], ["SE", "DE"], []], [["DE", "DE"], ["FR"], [""]]
+                    ),
+                    "scores": _mostly(
+                        [{"DE": 0.5}, {"SE": 1, "DE": -0.25}, {}],
+                        [{"DE": True}, {"FR": 1.0}, {"DE": "0.5"}, {"SE": float("nan")}],
+                    ),
+                    "linked_cases": _mostly([["c0"], [], ["c1"]], [["c1", "c1"], [""], [4]]),
+                    "entry_state": _mostly(["EL", "IT"], ["GR", "", 3]),
+                    "registered_on": _mostly(["2015-10-02"], ["2015-02-30", "2015-1-2", 5]),
+                    "family_links": _mostly([[]], [[{"state": "SE"}], {}]),
+                    "excluded": _mostly([[]], [[{"state": "SE", "reason": "x"}], "SE"]),
+                },
+            )
+        )
+    )
+    return case
+
+
+@settings(max_examples=400)
+@given(st.integers(1, 4).flatmap(lambda n: st.tuples(*(_raw_case(i) for i in range(n)))))
+def test_fast_path_agrees_with_the_full_checks(raw: tuple[dict[str, object], ...]) -> None:
+    import fairshare.cases as cases_module
+
+    def parse() -> object:
+        try:
+            return parse_cases(list(raw), destinations=["DE", "SE"])
+        except ValidationError as err:
+            return err.problems
+
+    fast = parse()
+    cases_module.FAST_PATH = False
+    try:
+        slow = parse()
+    finally:
+        cases_module.FAST_PATH = True
+    assert fast == slow

@@ -607,20 +607,153 @@ def _case(
     )
 
 
+#: Whether plainly valid cases take the fast path (:func:`_fast_case`); the full checks
+#: run for every case the fast path declines, so the result is the same either way
+#: (``tests/test_cases.py`` compares both).
+FAST_PATH = True
+_CASE_KEYS = frozenset(_CASE_FIELDS)
+_PERSON_KEYS = frozenset(_PERSON_FIELDS)
+
+
+def _fast_texts(value: object) -> tuple[str, ...] | None:
+    if type(value) is not list:
+        return None
+    for item in value:
+        if type(item) is not str or not item.strip():
+            return None
+    return tuple(value)
+
+
+def _fast_person(raw: object) -> Person | None:
+    """A person whose every field is plainly valid, else ``None`` (for the full checks)."""
+    if type(raw) is not dict or not raw.keys() <= _PERSON_KEYS:
+        return None
+    pid = raw.get("id")
+    if type(pid) is not str or not pid.strip():
+        return None
+    age = raw.get("age")
+    if age is not None and (type(age) is not int or not 0 <= age <= MAX_AGE):
+        return None
+    texts: list[str | None] = []
+    for name in ("sex", "nationality"):
+        value = raw.get(name)
+        if value is not None and (type(value) is not str or not value.strip()):
+            return None
+        texts.append(value)
+    uncertain = raw.get("age_uncertain", False)
+    if type(uncertain) is not bool:
+        return None
+    languages = _fast_texts(raw.get("languages", []))
+    if languages is None:
+        return None
+    categories = vulnerability_categories()
+    codes = unhcr_codes()
+    declared: list[str] = []
+    coded: list[str] = []
+    for name in ("vulnerabilities", "unhcr_codes"):
+        entries = _fast_texts(raw.get(name, []))
+        if entries is None:
+            return None
+        for value in entries:
+            if name == "vulnerabilities" and value in categories:
+                if value not in declared:
+                    declared.append(value)
+            elif value.upper() in codes:
+                if value.upper() not in coded:
+                    coded.append(value.upper())
+            else:
+                return None
+    return Person(
+        id=pid,
+        age=age,
+        sex=texts[0],
+        age_uncertain=uncertain,
+        nationality=texts[1],
+        languages=languages,
+        vulnerabilities=tuple(declared),
+        unhcr_codes=tuple(coded),
+    )
+
+
+def _fast_case(raw: object, destination_ids: Collection[str] | None) -> Case | None:
+    """A case whose every field is plainly valid, else ``None`` (for the full checks).
+
+    Cases with family links or exclusions always take the full checks.
+    """
+    if type(raw) is not dict or not raw.keys() <= _CASE_KEYS:
+        return None
+    for name in ("family_links", "excluded"):
+        value = raw.get(name, [])
+        if type(value) is not list or value:
+            return None
+    cid = raw.get("id")
+    entry = raw.get("entry_state")
+    day = raw.get("registered_on")
+    if type(cid) is not str or not cid.strip() or type(entry) is not str:
+        return None
+    if entry not in states() or type(day) is not str or not _DATE.match(day):
+        return None
+    try:
+        registered = date.fromisoformat(day)
+    except ValueError:
+        return None
+    members_raw = raw.get("members")
+    if type(members_raw) is not list or not members_raw:
+        return None
+    members: list[Person] = []
+    for item in members_raw:
+        person = _fast_person(item)
+        if person is None:
+            return None
+        members.append(person)
+    linked = _fast_texts(raw.get("linked_cases", []))
+    preferences = _fast_texts(raw.get("preferences", []))
+    if linked is None or preferences is None:
+        return None
+    if len(set(linked)) != len(linked) or len(set(preferences)) != len(preferences):
+        return None
+    if destination_ids is not None and not all(p in destination_ids for p in preferences):
+        return None
+    raw_scores = raw.get("scores", {})
+    if type(raw_scores) is not dict:
+        return None
+    scores: dict[str, float] = {}
+    for name, value in raw_scores.items():
+        if type(name) is not str or not name.strip():
+            return None
+        if destination_ids is not None and name not in destination_ids:
+            return None
+        if type(value) not in (int, float) or not math.isfinite(value):
+            return None
+        scores[name] = float(value)
+    return Case(
+        id=cid,
+        members=tuple(members),
+        entry_state=entry,
+        registered_on=registered,
+        linked_cases=linked,
+        preferences=preferences,
+        scores=scores,
+    )
+
+
 def _cases(
     check: _Checker, data: object, pointer: Pointer, destination_ids: Collection[str] | None
 ) -> list[Case]:
     items = check.sequence(data, pointer)
     if items is None:
         return []
+    known = None if destination_ids is None else frozenset(destination_ids)
     cases: list[Case] = []
     case_at: dict[str, int] = {}
-    person_at: dict[str, Pointer] = {}
+    person_at: dict[str, tuple[int, int]] = {}
     for i, item in enumerate(items):
         where = _ptr(pointer, i)
-        case = _case(check, item, where, destination_ids)
+        case = _fast_case(item, known) if FAST_PATH else None
+        if case is None:
+            case = _case(check, item, where, destination_ids)
         # Duplicate ids are checked on the raw data, so they are found even in a broken case.
-        if isinstance(item, Mapping):
+        if type(item) is dict or isinstance(item, Mapping):
             cid = item.get("id")
             if isinstance(cid, str):
                 if cid in case_at:
@@ -635,15 +768,15 @@ def _cases(
             for j, member in enumerate(members if isinstance(members, list | tuple) else ()):
                 pid = member.get("id") if isinstance(member, Mapping) else None
                 if isinstance(pid, str):
-                    member_ptr = _ptr(where, "members", j)
                     if pid in person_at:
+                        first = _ptr(pointer, person_at[pid][0], "members", person_at[pid][1])
                         check.add(
-                            _ptr(member_ptr, "id"),
-                            f"person '{pid}' is already in {_render(person_at[pid])}; "
+                            _ptr(where, "members", j, "id"),
+                            f"person '{pid}' is already in {_render(first)}; "
                             "a person belongs to exactly one case",
                         )
                     else:
-                        person_at[pid] = member_ptr
+                        person_at[pid] = (i, j)
         if case is not None:
             cases.append(case)
     for i, item in enumerate(items):

