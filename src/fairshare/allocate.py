@@ -687,19 +687,9 @@ class _Explainer:
         out: list[tuple[str, str]] = []
         did = self.cols.dest_ids[d]
         state = self.cols.dest_state[d]
-        row = self.state_rows[state]
-        if row["fair"] is not None:
-            dev = row["after"] - row["fair"]
-            where = "above" if dev > 0 else "below"
-            out.append(
-                (
-                    "fair_share",
-                    f"{self._name(state)} ends the batch with {_persons(row['after'])} against "
-                    f"a fair share of {_num(row['fair'])} ({_num(abs(dev))} {where}); the batch "
-                    "keeps every state as close to its fair share as the places allow "
-                    "(largest deviation first, then the sum)",
-                )
-            )
+        text = self._fair_share_text(state)
+        if text is not None:
+            out.append(("fair_share", text))
         if case.preferences:
             rank = self._rank(case, d)
             if rank is not None:
@@ -731,6 +721,23 @@ class _Explainer:
                 )
             out.append(("score", text))
         return out
+
+    def _fair_share_text(self, state: str) -> str | None:
+        cache: dict[str, str | None] = self.__dict__.setdefault("_fair_text", {})
+        if state not in cache:
+            row = self.state_rows[state]
+            if row["fair"] is None:
+                cache[state] = None
+            else:
+                dev = row["after"] - row["fair"]
+                where = "above" if dev > 0 else "below"
+                cache[state] = (
+                    f"{self._name(state)} ends the batch with {_persons(row['after'])} against "
+                    f"a fair share of {_num(row['fair'])} ({_num(abs(dev))} {where}); the batch "
+                    "keeps every state as close to its fair share as the places allow "
+                    "(largest deviation first, then the sum)"
+                )
+        return cache[state]
 
     def _waiting_reasons(self, i: int, case: Case, b: Binding | None) -> list[tuple[str, str]]:
         r = self.result

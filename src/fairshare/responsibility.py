@@ -173,6 +173,8 @@ def binding_destination(
     first wins, and the text says so. If the bound state is not in ``participating`` the
     binding is returned with ``available=False``.
     """
+    if not case.family_links:
+        return None
     r = rules or responsibility_rules()
     for rule in r.rules:
         applies, subject, reason = _applies(rule, case, screening)
