@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import copy
 from datetime import date
 from typing import Any
@@ -552,3 +554,15 @@ def test_fast_path_agrees_with_the_full_checks(raw: tuple[dict[str, object], ...
     finally:
         cases_module.FAST_PATH = True
     assert fast == slow
+
+
+@pytest.mark.parametrize("doc", ["docs/allocation.md", "docs/screening.md"])
+def test_the_documented_inputs_are_valid(doc: str) -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / doc).read_text("utf-8")
+    blocks = [b.split("```")[0] for b in text.split("```json")[1:]]
+    inputs = [json.loads(b) for b in blocks if '"cases"' in b]
+    assert inputs, f"{doc} shows no input"
+    for data in inputs:
+        assert parse_problem_input(data).cases
