@@ -731,9 +731,10 @@ class _Explainer:
             else:
                 dev = row["after"] - row["fair"]
                 where = "above" if dev > 0 else "below"
+                gap = f"{_num(abs(dev))} {where}" if dev else "exactly"
                 cache[state] = (
                     f"{self._name(state)} ends the batch with {_persons(row['after'])} against "
-                    f"a fair share of {_num(row['fair'])} ({_num(abs(dev))} {where}); the batch "
+                    f"a fair share of {_num(row['fair'])} ({gap}); the batch "
                     "keeps every state as close to its fair share as the places allow "
                     "(largest deviation first, then the sum)"
                 )

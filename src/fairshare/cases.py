@@ -823,9 +823,12 @@ def _destinations(check: _Checker, data: object, pointer: Pointer) -> list[Desti
                 )
                 did = None
         elif did is not None and did not in states():
+            hint = _ISO_HINTS.get(did.upper())
             check.add(
                 _ptr(where, "id"),
-                f"unknown state '{did}'; a region needs a 'parent' state "
+                f"unknown state '{did}' (fairshare uses Eurostat codes: {hint} for {did.upper()})"
+                if hint
+                else f"unknown state '{did}'; a region needs a 'parent' state "
                 '(e.g. {"id": "DE-BY", "parent": "DE"})',
             )
             did = None

@@ -10,6 +10,7 @@ import csv
 import gc
 import io
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from fairshare import __version__
 from fairshare.apportion import Apportionment, apportion, resolve_method
+from fairshare.cases import ValidationError
 from fairshare.errors import FairshareError, InputError
 from fairshare.keys import KeyResult, builtin_keys, compute_key
 from fairshare.ledger import BatchResult, Ledger
@@ -935,9 +937,25 @@ def _allocate_command(
         raise InputError(
             f"{input_file}: the input must be a JSON object with key, destinations and cases"
         )
+    csv_rows = False
     if destinations is not None:
         doc = {**doc, "destinations": read_destinations(destinations)}
-    result = allocate_document(doc, seed=seed)
+        csv_rows = not str(destinations).lower().endswith(".json")
+    try:
+        result = allocate_document(doc, seed=seed)
+    except ValidationError as exc:
+        if not csv_rows:
+            raise
+        # Problems in a destinations CSV are shown by line, not by JSON Pointer.
+        problems = []
+        for pointer, message in exc.problems:
+            match = re.match(r"^/destinations/(\d+)(/.*)?$", pointer)
+            if match:
+                column = (match.group(2) or "").strip("/").replace("services/", "")
+                where = f"{destinations}, line {int(match.group(1)) + 2}"
+                pointer = f"{where} ({column})" if column else where
+            problems.append((pointer, message))
+        raise ValidationError(problems) from None
     if output_format is AllocateFormat.json:
         # Compact: Python's JSON encoder is 4x slower with indentation (70 MB for 100,000
         # cases); pipe through `python -m json.tool` or jq to read it.
