@@ -35,6 +35,7 @@ from typing import Any
 
 from ortools.sat.python import cp_model
 
+from fairshare.allocate import _family_procedure
 from fairshare.cases import SERVICES, parse_problem_input
 from fairshare.responsibility import binding_destination, linked_groups
 from fairshare.screening import screen_case
@@ -137,8 +138,14 @@ def prepare(doc: Mapping[str, Any]) -> MipData:
     registered: list[int] = []
     binding: list[str | None] = []
     excluded_by_case: list[tuple[int, ...]] = []
-    for case in problem.cases:
-        screening = screen_case(case)
+    screenings = [screen_case(case) for case in problem.cases]
+    bindings = [
+        binding_destination(case, screening, bind_scope)
+        for case, screening in zip(problem.cases, screenings, strict=True)
+    ]
+    # Art. 11 (family procedure): linked cases bound to different states, as the engine does.
+    _family_procedure(problem.cases, bindings, linked_groups(problem.cases))
+    for case, screening, bound in zip(problem.cases, screenings, bindings, strict=True):
         size.append(case.size)
         tier.append(screening.tier)
         needs.append(tuple(screening.needs.get(s, 0) for s in SERVICES))
@@ -148,7 +155,6 @@ def prepare(doc: Mapping[str, Any]) -> MipData:
         excluded = {d for d in range(len(dests)) if dest_state[d] in named or dest_ids[d] in named}
         excluded_by_case.append(tuple(sorted(excluded)))
         ok = {d for d in range(len(dests)) if participating[d] and d not in excluded}
-        bound = binding_destination(case, screening, bind_scope)
         if bound is None:
             binding.append(None)
         elif not bound.available:

@@ -41,6 +41,7 @@ from typing import Any
 
 import pytest
 
+from fairshare.allocate import _family_procedure
 from fairshare.cases import SERVICES, AllocationInput, Case, parse_problem_input
 from fairshare.keys import compute_key
 from fairshare.responsibility import binding_destination, linked_groups
@@ -144,10 +145,12 @@ def build_problem(doc: Mapping[str, Any]) -> Problem:
     bindable = {d.id for d in part} | {d.parent for d in part if d.parent}
     state_of = {d.id: d.parent or d.id for d in data.destinations}
     options: dict[str, tuple[str | None, ...]] = {}
-    for case in data.cases:
+    bindings = [binding_destination(c, screenings[c.id], bindable) for c in data.cases]
+    # Dublin III Art. 11: linked cases bound to different states (as the engine does).
+    _family_procedure(data.cases, bindings, linked_groups(data.cases))
+    for case, binding in zip(data.cases, bindings, strict=True):
         excluded = {e.state for e in case.excluded}
         allowed = [d.id for d in part if d.id not in excluded]
-        binding = binding_destination(case, screenings[case.id], bindable)
         if binding is not None:
             allowed = (
                 [d for d in allowed if binding.state in (d, state_of[d])]

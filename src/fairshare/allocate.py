@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -205,6 +205,7 @@ def allocate(
     for g, ids in enumerate(groups):
         for cid in ids:
             group_of[cid] = g
+    _family_procedure(cases, bindings, groups)
     n = len(cases)
     index_of_dest = {d.id: i for i, d in enumerate(dests)}
 
@@ -288,6 +289,59 @@ def allocate(
         "waiting": explainer.waiting(),
     }
     return Allocation(document)
+
+
+def _family_procedure(
+    cases: Sequence[Case], bindings: list[Binding | None], groups: Sequence[tuple[str, ...]]
+) -> None:
+    """Regulation (EU) No 604/2013, Art. 11: linked cases bound to different states.
+
+    Family members who apply together are not separated: the state responsible for the
+    largest number of them is responsible for all (Art. 11(a)); failing that, the state
+    responsible for the oldest of them (Art. 11(b)). Updates ``bindings`` in place; a tie that
+    neither rule breaks is left for a caseworker (the group waits, ``waiting_link``).
+    """
+    index = {c.id: i for i, c in enumerate(cases)}
+    for group in groups:
+        members = [index[cid] for cid in group]
+        bound: dict[int, Binding] = {}
+        for i in members:
+            link = bindings[i]
+            if link is not None and link.available:
+                bound[i] = link
+        states = {b.state for b in bound.values()}
+        if len(states) < 2:
+            continue
+        count: dict[str, int] = {}
+        oldest: dict[str, int] = {}
+        for i, b in bound.items():
+            count[b.state] = count.get(b.state, 0) + cases[i].size
+            ages = [p.age for p in cases[i].members if p.age is not None]
+            oldest[b.state] = max(oldest.get(b.state, -1), max(ages, default=-1))
+        top = max(count.values())
+        leaders = [st for st in states if count[st] == top]
+        rule = "Art. 11(a): the state responsible for the largest number of them"
+        if len(leaders) > 1:
+            eldest = max(oldest[st] for st in leaders)
+            leaders = [st for st in leaders if oldest[st] == eldest]
+            rule = "Art. 11(b): the state responsible for the oldest of them"
+        if len(leaders) > 1:
+            continue
+        chosen = leaders[0]
+        model = next(b for b in bound.values() if b.state == chosen)
+        for i in members:
+            own = bindings[i]
+            if own is not None and own.available and own.state == chosen:
+                continue
+            before = f" (its own link pointed to {own.state}, {own.article})" if own else ""
+            bindings[i] = replace(
+                model,
+                article="Art. 11",
+                text=(
+                    f"Linked family members were bound to different states; {chosen} takes "
+                    f"them all under Regulation (EU) No 604/2013, {rule}{before}."
+                ),
+            )
 
 
 def _region_before(
