@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## run: set up .venv and show today's main capability (fair shares of 160,000 people)
+## run: set up .venv and show today's main capability: fair shares of 160,000 people, then
+##      one allocation batch with a reason for every decision
 run: $(STAMP)
 	$(BIN)/fairshare demo
 	$(BIN)/fairshare allocate examples/batch.json --explain 3
