@@ -855,9 +855,9 @@ class _Explainer:
         return [
             (
                 "waiting_capacity",
-                f"Waits: no destination it may go to has room for {_persons(int(persons))} "
-                f"together (largest free: {largest}) after more urgent and earlier-registered "
-                "cases were placed",
+                f"Waits: no destination it may go to has room for {_persons(int(persons))}"
+                f"{' together' if persons > 1 else ''} (largest free: {largest}) after more "
+                "urgent and earlier-registered cases were placed",
             )
         ]
 
