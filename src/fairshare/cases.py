@@ -613,6 +613,7 @@ def _case(
 FAST_PATH = True
 _CASE_KEYS = frozenset(_CASE_FIELDS)
 _PERSON_KEYS = frozenset(_PERSON_FIELDS)
+_PLAIN_PERSON_KEYS = frozenset(("id", "age", "sex"))
 
 
 def _fast_texts(value: object) -> tuple[str, ...] | None:
@@ -634,6 +635,12 @@ def _fast_person(raw: object) -> Person | None:
     age = raw.get("age")
     if age is not None and (type(age) is not int or not 0 <= age <= MAX_AGE):
         return None
+    if raw.keys() <= _PLAIN_PERSON_KEYS:
+        # The most common shape (id, age, sex): nothing else to check.
+        sex = raw.get("sex")
+        if sex is not None and (type(sex) is not str or not sex.strip()):
+            return None
+        return Person(pid, age, sex)
     texts: list[str | None] = []
     for name in ("sex", "nationality"):
         value = raw.get(name)

@@ -166,6 +166,13 @@ class Screening:
 def _person_categories(
     person: Person, case: Case, rules: ScreeningRules, reasons: list[tuple[str, str]]
 ) -> tuple[str, ...]:
+    if (
+        not person.vulnerabilities
+        and not person.unhcr_codes
+        and not person.age_uncertain
+        and (person.age is None or person.age >= rules.minor_below_age)
+    ):
+        return ()  # an adult (or age unknown) with nothing declared: no category, no reason
     known = vulnerability_categories()
     found: set[str] = set()
     for category in person.vulnerabilities:
