@@ -204,7 +204,7 @@ def test_wrong_types() -> None:
         "/cases/0/members/1/age_uncertain": "expected true or false, got a string",
         "/cases/0/linked_cases": "expected a list, got a string",
         "/cases/0/scores/DE": "expected a number, got a string",
-        "/destinations/1/capacity": "expected a whole number, got a number",
+        "/destinations/1/capacity": "expected a whole number, got 3000.5",
         "/seed": "expected a whole number, got a boolean",
     }
 

@@ -76,3 +76,90 @@ def test_deeply_nested_json_is_bad_input(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_huge_numbers_are_bad_input_not_a_traceback(tmp_path: Path) -> None:
+    doc = json.loads(json.dumps(BATCH))
+    doc["destinations"][0]["capacity"] = 10**19
+    doc["cases"][0]["scores"] = {"DE": 10**400}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(doc), "utf-8")
+    proc = run("allocate", str(path))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "/destinations/0/capacity" in proc.stderr
+    assert "/cases/0/scores/DE" in proc.stderr
+
+
+def test_csv_lines_count_blank_lines_and_odd_numbers_are_reported(tmp_path: Path) -> None:
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps(BATCH), "utf-8")
+    places = tmp_path / "places.csv"
+    places.write_text("id,capacity\n\nDE,--5\nSE,-3\n", "utf-8")
+    proc = run("allocate", str(batch), "--destinations", str(places))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "line 3 (capacity)" in proc.stderr
+    assert "line 4 (capacity)" in proc.stderr
+
+
+def test_linked_cases_bound_to_two_regions_that_tie_wait_for_a_caseworker(
+    tmp_path: Path,
+) -> None:
+    def case(cid: str, region: str, linked: list[str]) -> dict[str, object]:
+        return {
+            "id": cid,
+            "entry_state": "EL",
+            "registered_on": "2015-10-01",
+            "members": [{"id": f"{cid}-1", "age": 40}],
+            "family_links": [{"state": region, "relation": "spouse", "status": "beneficiary"}],
+            "linked_cases": linked,
+        }
+
+    doc = {
+        "key": {"name": "population", "year": 2015},
+        "destinations": [
+            {"id": "DE-BY", "parent": "DE", "capacity": 10},
+            {"id": "DE-NW", "parent": "DE", "capacity": 10},
+        ],
+        "cases": [case("c1", "DE-BY", ["c2"]), case("c2", "DE-NW", [])],
+    }
+    path = tmp_path / "tie.json"
+    path.write_text(json.dumps(doc), "utf-8")
+    proc = run("allocate", str(path), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for item in out["assignments"]:
+        assert item["destination"] is None
+        codes = [r["code"] for r in item["reasons"]]
+        assert "waiting_link" in codes
+        text = next(r["text"] for r in item["reasons"] if r["code"] == "waiting_link")
+        assert "caseworker" in text
+
+
+def test_an_exclusion_may_name_a_state_given_as_regions(tmp_path: Path) -> None:
+    doc = {
+        "key": {"name": "population", "year": 2015},
+        "destinations": [
+            {"id": "DE-BY", "parent": "DE", "capacity": 10},
+            {"id": "AT", "capacity": 10},
+        ],
+        "cases": [
+            {
+                "id": "c1",
+                "entry_state": "EL",
+                "registered_on": "2015-10-01",
+                "members": [{"id": "p1", "age": 40}],
+                "excluded": [{"state": "DE", "reason": "safety"}],
+                "preferences": ["DE"],
+            }
+        ],
+    }
+    path = tmp_path / "ex.json"
+    path.write_text(json.dumps(doc), "utf-8")
+    proc = run("allocate", str(path), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    (item,) = json.loads(proc.stdout)["assignments"]
+    assert item["destination"] == "AT"
+    pref = next(r["text"] for r in item["reasons"] if r["code"] == "preference")
+    assert "excluded" in pref

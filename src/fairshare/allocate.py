@@ -294,12 +294,13 @@ def allocate(
 def _family_procedure(
     cases: Sequence[Case], bindings: list[Binding | None], groups: Sequence[tuple[str, ...]]
 ) -> None:
-    """Regulation (EU) No 604/2013, Art. 11: linked cases bound to different states.
+    """Regulation (EU) No 604/2013, Art. 11: linked cases bound to different destinations.
 
-    Family members who apply together are not separated: the state responsible for the
-    largest number of them is responsible for all (Art. 11(a)); failing that, the state
+    Family members who apply together are not separated: the state (or region) responsible
+    for the largest number of them is responsible for all (Art. 11(a)); failing that, the one
     responsible for the oldest of them (Art. 11(b)). Updates ``bindings`` in place; a tie that
-    neither rule breaks is left for a caseworker (the group waits, ``waiting_link``).
+    neither rule breaks is left for a caseworker: the bindings are marked unavailable with
+    ``rule="art11_tie"`` and the group waits (``waiting_link``).
     """
     index = {c.id: i for i, c in enumerate(cases)}
     for group in groups:
@@ -326,6 +327,18 @@ def _family_procedure(
             leaders = [st for st in leaders if oldest[st] == eldest]
             rule = "Art. 11(b): the state responsible for the oldest of them"
         if len(leaders) > 1:
+            tied = ", ".join(sorted(leaders))
+            for i, b in bound.items():
+                bindings[i] = replace(
+                    b,
+                    available=False,
+                    rule="art11_tie",
+                    text=(
+                        f"Linked family members are bound to different destinations ({tied}) "
+                        "and neither the largest number nor the oldest decides (Regulation (EU) "
+                        "No 604/2013, Art. 11): a caseworker must decide."
+                    ),
+                )
             continue
         chosen = leaders[0]
         model = next(b for b in bound.values() if b.state == chosen)
@@ -338,7 +351,7 @@ def _family_procedure(
                 model,
                 article="Art. 11",
                 text=(
-                    f"Linked family members were bound to different states; {chosen} takes "
+                    f"Linked family members were bound to different destinations; {chosen} takes "
                     f"them all under Regulation (EU) No 604/2013, {rule}{before}."
                 ),
             )
@@ -750,16 +763,11 @@ class _Explainer:
             if rank is not None:
                 out.append(("preference", f"{did} was its {_ordinal(rank + 1)} preference"))
             else:
-                why = (
-                    "a family link decides"
-                    if b is not None
-                    else "its preferred destinations had no place left that fairness and "
-                    "more urgent cases allowed"
-                )
                 out.append(
                     (
                         "preference",
-                        f"Its preferences ({', '.join(case.preferences)}) could not be met: {why}",
+                        f"Its preferences ({', '.join(case.preferences)}) could not be met: "
+                        f"{self._why_not(i, case, case.preferences, b)}",
                     )
                 )
         if case.scores:
@@ -771,11 +779,36 @@ class _Explainer:
                 text = f"Outcome score {value:g} for {did}, its highest"
             else:
                 text = (
-                    f"Outcome score {value:g} for {did} (highest: {best[1]:g} for {best[0]}, "
-                    "which fairness or capacity ruled out)"
+                    f"Outcome score {value:g} for {did} (highest: {best[1]:g} for {best[0]}: "
+                    f"{self._why_not(i, case, (best[0],), b)})"
                 )
             out.append(("score", text))
         return out
+
+    def _why_not(self, i: int, case: Case, wanted: Sequence[str], b: Binding | None) -> str:
+        """Why a placed case is not at the destinations it wanted (the first cause found)."""
+        group = self.groups.get(case.id, (case.id,))
+        members = [self._case_index(g) for g in group]
+        if b is None:
+            b = next((self.bindings[k] for k in members if self.bindings[k] is not None), None)
+        if b is not None:
+            whose = "its" if self.bindings[i] is b else "its linked cases'"
+            return f"{whose} family link ({b.article}) decides where it goes"
+        allowed = set(self._allowed(i, None))
+        for k in members:
+            allowed &= set(self._allowed(k, None))
+        c = self.cols
+        open_ids = {
+            d
+            for d in range(len(c.dest_ids))
+            if c.dest_ids[d] in wanted or c.dest_state[d] in wanted
+        }
+        if not open_ids & allowed:
+            return "they are excluded for it, or not participating in this batch"
+        return (
+            "places there went to more urgent or earlier-registered cases, or would have taken "
+            "a state further from its fair share"
+        )
 
     def _fair_share_text(self, state: str) -> str | None:
         cache: dict[str, str | None] = self.__dict__.setdefault("_fair_text", {})
@@ -800,6 +833,18 @@ class _Explainer:
         code = int(r.wait[i])
         c = self.cols
         if code == WAIT_LINK:
+            group = self.groups.get(case.id, (case.id,))
+            tie = next(
+                (
+                    self.bindings[self._case_index(g)]
+                    for g in group
+                    if (link := self.bindings[self._case_index(g)]) is not None
+                    and link.rule == "art11_tie"
+                ),
+                None,
+            )
+            if tie is not None:
+                return [("waiting_link", f"Waits: {tie.text}")]
             if b is not None and not b.available:
                 text = (
                     f"Waits for its family link: {self._name(b.state)} is bound by "

@@ -74,6 +74,9 @@ RELATIONS: tuple[str, ...] = ("spouse", "partner", "child", "parent", "sibling",
 LINK_STATUSES: tuple[str, ...] = ("beneficiary", "applicant", "resident")
 
 MAX_AGE = 130
+#: Whole numbers (capacities, places, persons received, seeds) are bounded so that they fit
+#: the solver's 64-bit arithmetic with room to add.
+MAX_COUNT = 2**53
 
 _ISO_HINTS = {"GR": "EL", "GB": "UK"}
 
@@ -325,7 +328,11 @@ class _Checker:
 
     def integer(self, value: object, pointer: Pointer) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.add(pointer, f"expected a whole number, got {_kind(value)}")
+            got = repr(value) if isinstance(value, float) else _kind(value)
+            self.add(pointer, f"expected a whole number, got {got}")
+            return None
+        if abs(value) > MAX_COUNT:
+            self.add(pointer, f"{value} is too large (at most {MAX_COUNT:,})")
             return None
         return value
 
@@ -575,6 +582,8 @@ def _case(
         ref = _destination_ref(check, name, where, destination_ids)
         if isinstance(value, bool) or not isinstance(value, int | float):
             check.add(where, f"expected a number, got {_kind(value)}")
+        elif isinstance(value, int) and abs(value) > MAX_COUNT:
+            check.add(where, f"{value} is too large for a score")
         elif not math.isfinite(value):
             check.add(where, f"{value} is not a finite number")
         elif ref is not None:
@@ -730,7 +739,9 @@ def _fast_case(raw: object, destination_ids: Collection[str] | None) -> Case | N
             return None
         if destination_ids is not None and name not in destination_ids:
             return None
-        if type(value) not in (int, float) or not math.isfinite(value):
+        if type(value) not in (int, float) or abs(value) > MAX_COUNT:
+            return None
+        if not math.isfinite(value):
             return None
         scores[name] = float(value)
     return Case(
@@ -952,6 +963,13 @@ def parse_problem_input(doc: Mapping[str, Any]) -> AllocationInput:
         for d in (raw_dests if isinstance(raw_dests, list | tuple) else ())
         if isinstance(d, Mapping) and isinstance(d.get("id"), str)
     ]
+    # A preference, score or exclusion may also name a state given as regions.
+    ids += [
+        d["parent"]
+        for d in (raw_dests if isinstance(raw_dests, list | tuple) else ())
+        if isinstance(d, Mapping) and isinstance(d.get("parent"), str) and d["parent"] not in ids
+    ]
+    ids = list(dict.fromkeys(ids))
     cases = _cases(check, top.get("cases", []), "/cases", ids)
     received: dict[str, int] = {}
     largest_case = 0

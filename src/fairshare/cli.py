@@ -939,8 +939,9 @@ def _allocate_command(
             f"{input_file}: the input must be a JSON object with key, destinations and cases"
         )
     csv_rows = False
+    lines: list[int] = []
     if destinations is not None:
-        doc = {**doc, "destinations": read_destinations(destinations)}
+        doc = {**doc, "destinations": read_destinations(destinations, lines)}
         csv_rows = not str(destinations).lower().endswith(".json")
     try:
         result = allocate_document(doc, seed=seed)
@@ -953,7 +954,8 @@ def _allocate_command(
             match = re.match(r"^/destinations/(\d+)(/.*)?$", pointer)
             if match:
                 column = (match.group(2) or "").strip("/").replace("services/", "")
-                where = f"{destinations}, line {int(match.group(1)) + 2}"
+                row = int(match.group(1))
+                where = f"{destinations}, line {lines[row] if row < len(lines) else row + 2}"
                 pointer = f"{where} ({column})" if column else where
             problems.append((pointer, message))
         raise ValidationError(problems) from None

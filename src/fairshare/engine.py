@@ -191,7 +191,7 @@ _ROUND_EPS = 1e-4
 #: The exact tier-1 integer program stops after this many branch-and-bound nodes (work, not
 #: time, so results do not depend on the machine); its bound is reported if it stops early.
 MIP_MAX_NODES = 20_000
-#: A safety net only.
+#: A safety net only: should it ever be reached, the result could depend on the machine.
 MIP_TIME_LIMIT = 120.0
 #: Above this many (unit, destination) pairs, a type's cases are matched to its destinations
 #: by registration order (serial dictatorship) instead of the exact matching LP.
@@ -227,11 +227,19 @@ def _highs() -> Any:
     return h
 
 
+#: Stops of an integer program that still leave its best solution (and a bound) usable.
+_LIMITS = (
+    highspy.HighsModelStatus.kSolutionLimit,  # HiGHS reports a node limit this way
+    highspy.HighsModelStatus.kIterationLimit,
+    highspy.HighsModelStatus.kTimeLimit,
+)
+
+
 def _run(h: Any, what: str) -> None:
     h.run()
     status = h.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal and not (
-        status == highspy.HighsModelStatus.kTimeLimit and h.getInfo().primal_solution_status
+        status in _LIMITS and h.getInfo().primal_solution_status
     ):
         raise InfeasibleError(f"the solver could not solve {what}: {h.modelStatusToString(status)}")
 

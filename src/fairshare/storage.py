@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -91,12 +92,14 @@ def _no_constant(name: str) -> Any:
 DESTINATION_COLUMNS = ("id", "parent", "capacity", "participating", *SERVICES)
 
 
-def read_destinations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def read_destinations(
+    path: str | os.PathLike[str], lines: list[int] | None = None
+) -> list[dict[str, Any]]:
     """Destinations from a JSON list or a CSV file (:data:`DESTINATION_COLUMNS`).
 
     The result is JSON-like, to be validated with the rest of the input
     (:func:`fairshare.cases.parse_problem_input`), so that every problem is reported with its
-    location.
+    location; ``lines`` (if given) receives the line number of each CSV row.
     """
     if str(path).lower().endswith(".json"):
         data = read_json(path, "destinations file")
@@ -116,7 +119,10 @@ def read_destinations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
         )
     out: list[dict[str, Any]] = []
-    for line, row in enumerate(reader, start=2):
+    for row in reader:
+        line = reader.line_num
+        if lines is not None:
+            lines.append(line)
         item: dict[str, Any] = {}
         services: dict[str, Any] = {}
         for key, raw in row.items():
@@ -126,7 +132,7 @@ def read_destinations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             if value == "":
                 continue
             if name in SERVICES or name == "capacity":
-                number: Any = int(value) if value.lstrip("-").isdigit() else value
+                number: Any = int(value) if re.fullmatch(r"-?[0-9]+", value) else value
                 (services if name in SERVICES else item)[name] = number
             elif name == "participating":
                 lowered = value.lower()
