@@ -302,8 +302,12 @@ def _family_procedure(
     neither rule breaks is left for a caseworker: the bindings are marked unavailable with
     ``rule="art11_tie"`` and the group waits (``waiting_link``).
     """
-    index = {c.id: i for i, c in enumerate(cases)}
+    index: dict[str, int] | None = None
     for group in groups:
+        if len(group) < 2:
+            continue
+        if index is None:
+            index = {c.id: i for i, c in enumerate(cases)}
         members = [index[cid] for cid in group]
         bound: dict[int, Binding] = {}
         for i in members:
