@@ -17,15 +17,18 @@ The model (docs/allocation.md):
   ranked preferences, then their outcome scores.
 
 How it is solved (docs/decisions/0002-allocation-solver.md): units with the same size, tier
-mix, service needs and set of allowed destinations are interchangeable for objectives (1) and
-(2), so they are grouped into **types**. The tier-1 optimum is found exactly by a small integer
-program over the tier-1 types (HiGHS MIP); the remaining levels are linear programs over the
-types (HiGHS simplex, each level fixed before the next), whose vertex solutions are almost
-integral; the few fractional type counts are rounded down and the units left over are placed
-greedily, most urgent first, where fairness wants them. Inside a type, cases are placed in
-order of registration (then the seeded draw) and matched to the type's destinations to best
-meet their preferences, then their scores (a transportation problem, integral by total
-unimodularity). Every LP optimum is an upper bound, so the reported gap is honest.
+mix, service needs and set of allowed destinations (and, when there are few, the same wishes)
+are interchangeable for objectives (1) and (2), so they are grouped into **types**. Each level
+is a linear program over *types × destinations* (HiGHS simplex, each optimum held before the
+next level), whose vertex solutions are almost integral. The type counts are rounded down;
+the leftovers are re-solved in the places left (residual LPs), placed greedily most urgent
+first where fairness wants them, and, if persons are still short of the LP, repaired by small
+exact integer programs (HiGHS MIP, node-limited); if tier-1 persons are short, the tier-1
+problem is solved exactly and the rest around it. Unit-by-unit repairs keep the tier order,
+single-unit moves the fairness bound. Inside a type, cases are placed in order of registration
+(then the seeded draw) and matched to the type's destinations to best meet their preferences,
+then their scores (a transportation problem, integral by total unimodularity). The LP optima
+give upper bounds for the persons levels, so the reported gap is honest.
 """
 
 from __future__ import annotations
