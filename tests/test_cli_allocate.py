@@ -163,3 +163,18 @@ def test_an_exclusion_may_name_a_state_given_as_regions(tmp_path: Path) -> None:
     assert item["destination"] == "AT"
     pref = next(r["text"] for r in item["reasons"] if r["code"] == "preference")
     assert "excluded" in pref
+
+
+def test_the_table_shows_states_when_regions_are_destinations(tmp_path: Path) -> None:
+    doc = json.loads(json.dumps(BATCH))
+    doc["destinations"] = [
+        {"id": "DE-BY", "parent": "DE", "capacity": 1, "services": {"maternity": 1}},
+        {"id": "DE-NW", "parent": "DE", "capacity": 1},
+    ]
+    path = tmp_path / "regions.json"
+    path.write_text(json.dumps(doc), "utf-8")
+    proc = run("allocate", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "States (their regions together)" in proc.stdout
+    assert "DE-BY" in proc.stdout
+    assert "free after" in proc.stdout

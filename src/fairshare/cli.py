@@ -792,58 +792,40 @@ class AllocateFormat(StrEnum):
 _TABLE_ROWS = 40
 
 
-def _allocation_table(result: Mapping[str, Any], explain: int = 0) -> str:
-    console = Console(highlight=False, soft_wrap=False, width=120, record=True, file=io.StringIO())
-    objective = result["objective"]
-    table = Table(title=f"Allocation batch — key {result['key']['name']} {result['key']['year']}")
-    for column in (
-        "destination",
-        "fair share",
-        "before",
-        "placed",
-        "after",
-        "deviation",
-        "free after",
-        f"within M={objective['M']}",
-    ):
-        table.add_column(column, justify="left" if column == "destination" else "right")
-    for row in result["destinations"]:
+def _fairness_table(title: str, label: str, rows: Sequence[Mapping[str, Any]], m: int) -> Table:
+    """Rows of destinations or states against their fair shares (free places if given)."""
+    free = bool(rows) and "free_after" in rows[0]
+    table = Table(title=title)
+    columns = [label, "fair share", "before", "placed", "after", "deviation"]
+    columns += ["free after"] * free + [f"within M={m}"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == label else "right")
+    for row in rows:
         dev = row["deviation"]
-        table.add_row(
+        cells = [
             row["id"],
             "–" if row["fair_share"] is None else f"{row['fair_share']:,.1f}",
             f"{row['before']:,}",
             f"{row['placed']:,}",
             f"{row['after']:,}",
             "–" if dev is None else f"{dev:+,.1f}",
-            f"{row['free_after']:,}",
-            "–" if row["within_bound"] is None else ("yes" if row["within_bound"] else "no *"),
-        )
-    console.print(table)
+        ]
+        if free:
+            cells.append(f"{row['free_after']:,}")
+        within = row["within_bound"]
+        cells.append("–" if within is None else ("yes" if within else "no *"))
+        table.add_row(*cells)
+    return table
+
+
+def _allocation_table(result: Mapping[str, Any], explain: int = 0) -> str:
+    console = Console(highlight=False, soft_wrap=False, width=120, record=True, file=io.StringIO())
+    objective = result["objective"]
+    title = f"Allocation batch — key {result['key']['name']} {result['key']['year']}"
+    console.print(_fairness_table(title, "destination", result["destinations"], objective["M"]))
     if result.get("states"):
-        states = Table(title="States (their regions together)")
-        for column in (
-            "state",
-            "fair share",
-            "before",
-            "placed",
-            "after",
-            "deviation",
-            f"within M={objective['M']}",
-        ):
-            states.add_column(column, justify="left" if column == "state" else "right")
-        for row in result["states"]:
-            dev = row["deviation"]
-            states.add_row(
-                row["id"],
-                "–" if row["fair_share"] is None else f"{row['fair_share']:,.1f}",
-                f"{row['before']:,}",
-                f"{row['placed']:,}",
-                f"{row['after']:,}",
-                "–" if dev is None else f"{dev:+,.1f}",
-                "–" if row["within_bound"] is None else ("yes" if row["within_bound"] else "no *"),
-            )
-        console.print(states)
+        title = "States (their regions together)"
+        console.print(_fairness_table(title, "state", result["states"], objective["M"]))
     noted: set[str] = set()
     for row in result["destinations"] + result.get("states", []):
         if row.get("bound_note") and row["id"] not in noted:

@@ -34,11 +34,11 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from fairshare.cases import SERVICES
-from fairshare.engine import BINDING_UNAVAILABLE, NO_BINDING, ColumnarProblem
+from fairshare.cases import SERVICES, vulnerability_categories
+from fairshare.engine import BINDING_UNAVAILABLE, F64, I64, NO_BINDING, BoolArr, ColumnarProblem
 from fairshare.keys import compute_key
+from fairshare.reference import group_members
 
 __all__ = [
     "DEFAULT_ASSUMPTIONS",
@@ -51,31 +51,12 @@ __all__ = [
     "synthetic_document",
 ]
 
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
-BoolArr = npt.NDArray[np.bool_]
-
 #: The EU-28 member states of 2015, by Eurostat code (EL for Greece, UK for the United Kingdom).
-EU28_STATES: tuple[str, ...] = (
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "EL", "ES", "FI", "FR", "HR", "HU",
-    "IE", "IT", "LT", "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK", "UK",
-)  # fmt: skip
+EU28_STATES: tuple[str, ...] = tuple(group_members("EU28"))
 
-#: The vulnerability categories the generators may declare (Directive 2013/33/EU Art. 21).
-VULNERABILITIES: tuple[str, ...] = (
-    "minor",
-    "unaccompanied_minor",
-    "disability",
-    "elderly",
-    "pregnant",
-    "single_parent",
-    "trafficking_victim",
-    "serious_illness",
-    "mental_disorder",
-    "violence_survivor",
-    "lgbti",
-    "gender_violence",
-)
+#: The vulnerability categories the generators may declare (Directive 2013/33/EU Art. 21,
+#: the bundled table).
+VULNERABILITIES: tuple[str, ...] = tuple(vulnerability_categories())
 
 # Person roles in a case.
 ADULT, ELDERLY, CHILD, UNACCOMPANIED = 0, 1, 2, 3
