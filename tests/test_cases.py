@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -502,14 +503,17 @@ _CASE_VALUES = st.one_of(
 @st.composite
 def _raw_case(draw: st.DrawFn, index: int) -> dict[str, object]:
     values = dict(_PERSON_VALUES)
-    values["id"] = _mostly([f"p{index}-0"], ["", 5])
+    values["id"] = _mostly([f"p{index}-0"], ["", 5, "p0-0"])
     person = draw(st.fixed_dictionaries({}, optional=values))
     person.setdefault("id", f"p{index}-0")
+    members: list[object] = [person]
+    if draw(st.booleans()):
+        members.append({"id": f"p{index}-1", "age": draw(_mostly([4, 40], [-4]))})
     case: dict[str, object] = {
         "id": f"c{index}",
         "entry_state": "EL",
         "registered_on": "2015-10-02",
-        "members": [person],
+        "members": members,
     }
     case.update(
         draw(
@@ -526,8 +530,30 @@ def _raw_case(draw: st.DrawFn, index: int) -> dict[str, object]:
                     "linked_cases": _mostly([["c0"], [], ["c1"]], [["c1", "c1"], [""], [4]]),
                     "entry_state": _mostly(["EL", "IT"], ["GR", "", 3]),
                     "registered_on": _mostly(["2015-10-02"], ["2015-02-30", "2015-1-2", 5]),
-                    "family_links": _mostly([[]], [[{"state": "SE"}], {}]),
-                    "excluded": _mostly([[]], [[{"state": "SE", "reason": "x"}], "SE"]),
+                    "family_links": _mostly(
+                        [
+                            [],
+                            [{"state": "SE", "relation": "sibling", "status": "resident"}],
+                            [{"state": "FR", "relation": "spouse", "status": "beneficiary"}],
+                        ],
+                        [
+                            [{"state": "SE"}],
+                            {},
+                            [{"state": "GR", "relation": "spouse", "status": "applicant"}],
+                            [{"state": "SE", "relation": "cousin", "status": "resident"}],
+                            [{"state": "SE", "relation": "child", "status": "resident", "x": 1}],
+                        ],
+                    ),
+                    "excluded": _mostly(
+                        [[], [{"state": "SE", "reason": "x"}]],
+                        [
+                            [{"state": "FR", "reason": "x"}],
+                            [{"state": "SE", "reason": " "}],
+                            [{"state": "SE", "reason": "x"}, {"state": "SE", "reason": "y"}],
+                            "SE",
+                        ],
+                    ),
+                    "id": _mostly([f"c{index}"], ["c0", " "]),
                 },
             )
         )
@@ -535,9 +561,7 @@ def _raw_case(draw: st.DrawFn, index: int) -> dict[str, object]:
     return case
 
 
-@settings(max_examples=400)
-@given(st.integers(1, 4).flatmap(lambda n: st.tuples(*(_raw_case(i) for i in range(n)))))
-def test_fast_path_agrees_with_the_full_checks(raw: tuple[dict[str, object], ...]) -> None:
+def _fast_and_slow(raw: Sequence[object]) -> tuple[object, object]:
     import fairshare.cases as cases_module
 
     def parse() -> object:
@@ -552,6 +576,42 @@ def test_fast_path_agrees_with_the_full_checks(raw: tuple[dict[str, object], ...
         slow = parse()
     finally:
         cases_module.FAST_PATH = True
+    return fast, slow
+
+
+@settings(max_examples=400)
+@given(st.integers(1, 4).flatmap(lambda n: st.tuples(*(_raw_case(i) for i in range(n)))))
+def test_fast_path_agrees_with_the_full_checks(raw: tuple[dict[str, object], ...]) -> None:
+    fast, slow = _fast_and_slow(raw)
+    assert fast == slow
+
+
+def _plain_case(cid: str, pid: str, **extra: object) -> dict[str, object]:
+    case: dict[str, object] = {
+        "id": cid,
+        "entry_state": "EL",
+        "registered_on": "2015-10-02",
+        "members": [{"id": pid, "age": 30}],
+    }
+    case.update(extra)
+    return case
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [_plain_case("c0", "p0"), _plain_case("c0", "p1")],  # a case id twice
+        [_plain_case("c0", "p0"), _plain_case("c1", "p0")],  # a person in two cases
+        [_plain_case("c0", "p0", linked_cases=["c0"])],  # linked to itself
+        [_plain_case("c0", "p0", linked_cases=["c9"])],  # linked to a case not in the input
+        [_plain_case("c0", "p0", linked_cases=["c1"]), _plain_case("c1", "p1")],  # valid
+        [{**_plain_case("c0", "p0"), "members": [{"id": "p0", "unhcr_codes": ["SC-UC"] * 2}]}],
+        [{**_plain_case("c0", "p0"), "members": [{"id": "p0", "vulnerabilities": ["lgbti"] * 2}]}],
+        [{**_plain_case("c0", "p0"), "members": [{"id": "p0", "vulnerabilities": ["SC-UC"]}]}],
+    ],
+)
+def test_fast_path_agrees_on_ids_and_links_between_cases(raw: list[object]) -> None:
+    fast, slow = _fast_and_slow(raw)
     assert fast == slow
 
 

@@ -14,6 +14,7 @@ from fairshare.screening import (
     category_of_unhcr_code,
     counts_as_minor,
     screen_case,
+    screen_cases,
     screening_rules,
 )
 
@@ -283,3 +284,34 @@ def test_minors_and_uncertain_ages_are_always_minors(case: Case) -> None:
 @given(cases())
 def test_screening_is_deterministic(case: Case) -> None:
     assert screen_case(case) == screen_case(case)
+
+
+@given(
+    st.lists(cases(), min_size=1, max_size=8),
+    st.sampled_from(["", "x", "\x00", "-", "0", "{0}", "}{"]),
+)
+def test_screening_many_cases_at_once_is_screening_each(batch: list[Case], prefix: str) -> None:
+    renamed = [
+        Case(
+            f"c{k}",
+            tuple(
+                Person(
+                    f"{prefix}{k}-{m.id}",
+                    m.age,
+                    None,
+                    m.age_uncertain,
+                    None,
+                    (),
+                    m.vulnerabilities,
+                    m.unhcr_codes,
+                )
+                for m in case.members
+            ),
+            "EL",
+            DAY,
+        )
+        for k, case in enumerate(batch)
+    ]
+    # Twice the batch, so that the second half is screened from the templates of the first.
+    doubled = renamed + [Case(c.id + "b", c.members, "IT", DAY) for c in renamed]
+    assert screen_cases(doubled) == [screen_case(c) for c in doubled]

@@ -54,7 +54,7 @@ from fairshare.errors import InputError
 from fairshare.keys import KeyDefinition, compute_key, load_key
 from fairshare.reference import states as known_states
 from fairshare.responsibility import Binding, binding_destination, linked_groups
-from fairshare.screening import Screening, screen_case
+from fairshare.screening import Screening, screen_cases
 
 __all__ = [
     "FORMAT",
@@ -194,7 +194,7 @@ def allocate(
     )
     definition, shares, key_year = _key_result(problem, participating, key_definition)
     cases = problem.cases
-    screenings = [screen_case(c) for c in cases]
+    screenings = screen_cases(cases)
     # A family link may name a state or one of the regions given as destinations.
     reachable = set(participating) | {d.id for d in dests if d.participating}
     bindings: list[Binding | None] = [
@@ -240,6 +240,7 @@ def allocate(
             for d in matching(name):
                 score_at.append((i, d))
                 score_value.append(float(value))
+    no_needs = [0] * len(SERVICES)
     received = dict(problem.received)
     before = _region_before(dests, dest_state, received, chosen_seed)
     columns = ColumnarProblem(
@@ -255,7 +256,8 @@ def allocate(
         size=np.array([c.size for c in cases], dtype=np.int64),
         tier=np.array([s.tier for s in screenings], dtype=np.int64),
         needs=np.array(
-            [[s.needs.get(v, 0) for v in SERVICES] for s in screenings], dtype=np.int64
+            [[s.needs.get(v, 0) for v in SERVICES] if s.needs else no_needs for s in screenings],
+            dtype=np.int64,
         ).reshape(n, len(SERVICES)),
         registered=np.array([c.registered_on.toordinal() for c in cases], dtype=np.int64),
         draw=np.array([case_draw(chosen_seed, c.id) for c in cases], dtype=np.int64),
@@ -686,17 +688,31 @@ class _Explainer:
         return f"{known.name} ({code})" if known else code
 
     def assignments(self) -> list[dict[str, Any]]:
+        r = self.result
+        # Plain lists: indexing numpy arrays one case at a time is slow.
+        self._destination: list[int] = r.destination.tolist()
+        self._tie_draw: list[bool] = r.tie_draw.tolist()
+        self._wait: list[int] = r.wait.tolist()
+        self._priority: dict[str, str] = {}
+        self._largest_free: dict[int, int] = {}
         return [self._assignment(i, case) for i, case in enumerate(self.problem.cases)]
 
+    def _priority_text(self, screening: Screening) -> str:
+        code, tier_text = screening.reasons[-1]  # screening ends with the tier
+        if code != "tier":  # pragma: no cover - screen_case always ends with the tier
+            tier_text = next(text for code, text in screening.reasons if code == "tier")
+        known = self._priority.get(tier_text)
+        if known is None:
+            text = tier_text
+            if screening.tier < 3:
+                text += "; it ranks before every lower tier"
+            known = self._priority[tier_text] = text[0].upper() + text[1:]
+        return known
+
     def _assignment(self, i: int, case: Case) -> dict[str, Any]:
-        r = self.result
-        d = int(r.destination[i])
+        d = self._destination[i]
         screening = self.screenings[i]
-        reasons: list[tuple[str, str]] = []
-        tier_text = next(text for code, text in screening.reasons if code == "tier")
-        if screening.tier < 3:
-            tier_text += "; it ranks before every lower tier"
-        reasons.append(("priority", tier_text[0].upper() + tier_text[1:]))
+        reasons: list[tuple[str, str]] = [("priority", self._priority_text(screening))]
         if screening.needs:
             needs = ", ".join(
                 f"{n} {_SERVICE_WORDS[s]} place{'s' if n > 1 else ''}"
@@ -733,7 +749,7 @@ class _Explainer:
                         "can be placed",
                     )
                 )
-        if r.tie_draw[i]:
+        if self._tie_draw[i]:
             day = case.registered_on.isoformat()
             fate = "a place" if d >= 0 else "no place"
             reasons.append(
@@ -833,8 +849,7 @@ class _Explainer:
         return cache[state]
 
     def _waiting_reasons(self, i: int, case: Case, b: Binding | None) -> list[tuple[str, str]]:
-        r = self.result
-        code = int(r.wait[i])
+        code = self._wait[i]
         c = self.cols
         if code == WAIT_LINK:
             group = self.groups.get(case.id, (case.id,))
@@ -900,7 +915,12 @@ class _Explainer:
                 )
             ]
         persons = sum(int(c.size[k]) for k in members)
-        largest = int(self.free[allowed].max()) if allowed else 0
+        if len(members) == 1:  # ``allowed`` is the cached list of _allowed
+            largest = self._largest_free.get(id(allowed))
+            if largest is None:
+                largest = self._largest_free[id(allowed)] = int(self.free[allowed].max())
+        else:
+            largest = int(self.free[allowed].max())
         return [
             (
                 "waiting_capacity",

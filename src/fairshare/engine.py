@@ -987,15 +987,19 @@ def _solve_types(
             out[keyed] = fair - level.before[keyed]
         return out
 
+    bases: list[Any] = []  # the basis of the first total-level LP, to warm-start the bound
+
     def lexicographic(
         count: I64, cap: I64, svc: I64, fixed_total: float, tier1_floor: float | None
-    ) -> tuple[I64, float, float, float]:
+    ) -> tuple[I64, tuple[float, float, float], float, float]:
         model = _Model(types, pt, pd, count, cap, svc)
         v1 = model.maximise("tier1") if tier1_floor is None else tier1_floor
         model.hold("tier1", v1)
         v2 = model.maximise("tier2")
         model.hold("tier2", v2)
         v3 = model.maximise("total")
+        if tier1_floor is None:
+            bases.append(model.h.getBasis())
         model.hold("total", v3)
         target = targets(fixed_total + v3)
         keyed_target = target[keyed] - (level.capacity[keyed] - cap[keyed])
@@ -1016,11 +1020,13 @@ def _solve_types(
         room_target = target - (level.capacity - cap)
         goal = (int(np.floor(v1 + 1e-6)), int(np.floor(v2 + 1e-6)), int(np.floor(v3 + 1e-6)))
         y = _round(types, t_allowed & fit, pt, pd, x, level, cap, svc, room_target, count, goal)
-        return y, v1, worst, total_dev
+        return y, (v1, v2, v3), worst, total_dev
 
-    y, v1_lp, worst_lp, sum_lp = lexicographic(
+    y, lp_levels, worst_lp, sum_lp = lexicographic(
         types.count, level.capacity, level.services, 0.0, None
     )
+    v1_lp = lp_levels[0]
+    lp_held: tuple[float, float, float] | None = lp_levels  # the LP levels behind y
     t1, t2, t3 = _levels(y, types)
     tier1_bound = float(np.floor(v1_lp + 1e-6))
     stats["tier1_mip"] = "not needed"
@@ -1079,7 +1085,7 @@ def _solve_types(
                     if _levels(y12 + y3, types) > _levels(candidate, types):
                         candidate, w2, s2 = y12 + y3, w3, s3
             if _levels(candidate, types) > (t1, t2, t3):
-                y, worst_lp, sum_lp = candidate, w2, s2
+                y, worst_lp, sum_lp, lp_held = candidate, w2, s2, None
                 t1, t2, t3 = _levels(y, types)
                 stats["tier1_mip"] = "used: " + str(stats["tier1_mip"])
     # Local repairs: no urgent unit waits where it could displace less urgent ones; then
@@ -1098,14 +1104,33 @@ def _solve_types(
         if not repaired:
             break
     t1, t2, t3 = _levels(y, types)
+
     # Honest bounds: the best tier-2 with at least our tier-1, the best total with at least
     # our tier-1 and tier-2 (LP relaxations, so upper bounds on the integer optima).
-    check = _Model(types, pt, pd, types.count, level.capacity, level.services)
-    check.hold("tier1", t1)
-    b2 = check.maximise("tier2")
-    check.hold("tier2", t2)
-    b3 = check.maximise("total")
-    stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 2
+    # When y reaches the LP's own tier-1 (and tier-2) optimum, the LP's next level is that
+    # bound already: holding tier 1 at t1 >= v1 admits no more than holding it at v1.
+    def reached(value: int, optimum: float) -> bool:
+        return value >= optimum - _LEVEL_TOL * (1.0 + abs(optimum))
+
+    b2 = b3 = None
+    if lp_held is not None and reached(t1, lp_held[0]):
+        b2 = lp_held[1]
+        if reached(t2, lp_held[1]):
+            b3 = lp_held[2]
+    if b2 is None or b3 is None:
+        check = _Model(types, pt, pd, types.count, level.capacity, level.services)
+        check.hold("tier1", t1)
+        if b2 is None:
+            b2 = check.maximise("tier2")
+            stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 1
+            check.hold("tier2", t2)
+        else:
+            # Same rows as the first LP at its total level, with looser holds: its optimal
+            # basis stays feasible, so the simplex starts there.
+            check.hold("tier2", t2)
+            check.h.setBasis(bases[0])
+        b3 = check.maximise("total")
+        stats["lp_solves"] = int(stats.get("lp_solves", 0)) + 1
     tiers = (
         Level(t1, max(tier1_bound, t1)),
         Level(t2, max(float(np.floor(b2 + 1e-6)), t2)),
