@@ -86,6 +86,10 @@ REASON_CODES: tuple[str, ...] = (
 
 _REASON_ORDER = {code: k for k, code in enumerate(REASON_CODES)}
 
+#: Whether the commonest cases are explained by a shortcut (:meth:`_Explainer._simple`); the
+#: text is the same either way (a test compares both).
+FAST_EXPLAIN = True
+
 _SERVICE_WORDS = {
     "unaccompanied_minor": "unaccompanied-minor",
     "medical": "medical",
@@ -694,7 +698,8 @@ class _Explainer:
         self._tie_draw: list[bool] = r.tie_draw.tolist()
         self._wait: list[int] = r.wait.tolist()
         self._priority: dict[str, str] = {}
-        self._largest_free: dict[int, int] = {}
+        self._waiting_text: dict[tuple[int, int], tuple[str, str]] = {}
+        self._why_not_text: dict[tuple[int, tuple[str, ...]], str] = {}
         return [self._assignment(i, case) for i, case in enumerate(self.problem.cases)]
 
     def _priority_text(self, screening: Screening) -> str:
@@ -709,9 +714,55 @@ class _Explainer:
             known = self._priority[tier_text] = text[0].upper() + text[1:]
         return known
 
+    def _simple(self, i: int, case: Case, d: int) -> list[tuple[str, str]] | None:
+        """The reasons of the commonest case (alone, no link, need, exclusion or wish, placed
+        or waiting for room), or ``None`` for the general path; the same text either way
+        (``tests/test_allocate_properties.py`` compares them)."""
+        if (
+            self.bindings[i] is not None
+            or case.excluded
+            or case.preferences
+            or case.scores
+            or self.screenings[i].needs
+            or len(self.groups.get(case.id, ())) > 1
+        ):
+            return None
+        reasons = [("priority", self._priority_text(self.screenings[i]))]
+        if d >= 0:
+            text = self._fair_share_text(self.cols.dest_state[d])
+            if text is not None:
+                reasons.append(("fair_share", text))
+        elif self._wait[i] == WAIT_CAPACITY:
+            reasons.extend(self._waiting_reasons(i, case, None))
+        else:
+            return None
+        if self._tie_draw[i]:
+            reasons.append(self._tie_reason(case, d))
+            reasons.sort(key=lambda item: _REASON_ORDER[item[0]])
+        return reasons
+
+    def _tie_reason(self, case: Case, d: int) -> tuple[str, str]:
+        day = case.registered_on.isoformat()
+        fate = "a place" if d >= 0 else "no place"
+        return (
+            "tie_draw",
+            f"Cases registered on the same day ({day}) competed for the last places "
+            f"of their kind; the seeded draw (seed {self.seed}) gave this case {fate}",
+        )
+
     def _assignment(self, i: int, case: Case) -> dict[str, Any]:
         d = self._destination[i]
         screening = self.screenings[i]
+        simple = self._simple(i, case, d) if FAST_EXPLAIN else None
+        if simple is not None:
+            return {
+                "case": case.id,
+                "destination": self.cols.dest_ids[d] if d >= 0 else None,
+                "state": self.cols.dest_state[d] if d >= 0 else None,
+                "tier": screening.tier,
+                "persons": case.size,
+                "reasons": [{"code": code, "text": text} for code, text in simple],
+            }
         reasons: list[tuple[str, str]] = [("priority", self._priority_text(screening))]
         if screening.needs:
             needs = ", ".join(
@@ -750,15 +801,7 @@ class _Explainer:
                     )
                 )
         if self._tie_draw[i]:
-            day = case.registered_on.isoformat()
-            fate = "a place" if d >= 0 else "no place"
-            reasons.append(
-                (
-                    "tie_draw",
-                    f"Cases registered on the same day ({day}) competed for the last places "
-                    f"of their kind; the seeded draw (seed {self.seed}) gave this case {fate}",
-                )
-            )
+            reasons.append(self._tie_reason(case, d))
         reasons.sort(key=lambda item: _REASON_ORDER[item[0]])
         return {
             "case": case.id,
@@ -814,9 +857,19 @@ class _Explainer:
         if b is not None:
             whose = "its" if self.bindings[i] is b else "its linked cases'"
             return f"{whose} family link ({b.article}) decides where it goes"
+        if len(members) == 1:  # the answer depends only on where it may go and its wishes
+            mine = self._allowed(i, None)
+            key = (id(mine), tuple(wanted))
+            known = self._why_not_text.get(key)
+            if known is None:
+                known = self._why_not_text[key] = self._why_not_open(set(mine), wanted)
+            return known
         allowed = set(self._allowed(i, None))
         for k in members:
             allowed &= set(self._allowed(k, None))
+        return self._why_not_open(allowed, wanted)
+
+    def _why_not_open(self, allowed: set[int], wanted: Sequence[str]) -> str:
         c = self.cols
         open_ids = {
             d
@@ -877,12 +930,13 @@ class _Explainer:
                 )
             return [("waiting_link", text)]
         group = self.groups.get(case.id, (case.id,))
-        members = [self._case_index(g) for g in group]
-        if b is None:
-            b = next((self.bindings[k] for k in members if self.bindings[k] is not None), None)
-        if len(members) == 1:
-            allowed = self._allowed(members[0], b)
+        if len(group) == 1:
+            members = [i]
+            allowed = self._allowed(i, b)
         else:
+            members = [self._case_index(g) for g in group]
+            if b is None:
+                b = next((self.bindings[k] for k in members if self.bindings[k] is not None), None)
             allowed = sorted(set.intersection(*(set(self._allowed(k, b)) for k in members)))
         if code == WAIT_SERVICE:
             needs: dict[str, int] = {}
@@ -914,21 +968,24 @@ class _Explainer:
                     "Waits: every participating destination is excluded for this case",
                 )
             ]
-        persons = sum(int(c.size[k]) for k in members)
         if len(members) == 1:  # ``allowed`` is the cached list of _allowed
-            largest = self._largest_free.get(id(allowed))
-            if largest is None:
-                largest = self._largest_free[id(allowed)] = int(self.free[allowed].max())
-        else:
-            largest = int(self.free[allowed].max())
-        return [
-            (
-                "waiting_capacity",
-                f"Waits: no destination it may go to has room for {_persons(int(persons))}"
-                f"{' together' if persons > 1 else ''} (largest free: {largest}) after more "
-                "urgent and earlier-registered cases were placed",
-            )
-        ]
+            key = (id(allowed), case.size)
+            known = self._waiting_text.get(key)
+            if known is None:
+                largest = int(self.free[allowed].max())
+                known = self._waiting_text[key] = self._room_text(case.size, largest)
+            return [known]
+        persons = sum(int(c.size[k]) for k in members)
+        return [self._room_text(persons, int(self.free[allowed].max()))]
+
+    @staticmethod
+    def _room_text(persons: int, largest: int) -> tuple[str, str]:
+        return (
+            "waiting_capacity",
+            f"Waits: no destination it may go to has room for {_persons(int(persons))}"
+            f"{' together' if persons > 1 else ''} (largest free: {largest}) after more "
+            "urgent and earlier-registered cases were placed",
+        )
 
     def _case_index(self, cid: str) -> int:
         if not hasattr(self, "_ids"):
