@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check clean venv
+.PHONY: run demo-cli test lint typecheck check clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## run: set up .venv and show today's main capability: fair shares of 160,000 people, then
-##      one allocation batch with a reason for every decision
+## run: set up .venv and start the service in development mode on SQLite (.fairshare/), with
+##      SYNTHETIC demo data seeded once; prints the URL and the demo logins (Ctrl+C stops)
 run: $(STAMP)
+	FAIRSHARE_ENV=development FAIRSHARE_DATA_DIR=.fairshare FAIRSHARE_DATABASE_URL= \
+		$(BIN)/fairshare demo-data
+	FAIRSHARE_ENV=development FAIRSHARE_DATA_DIR=.fairshare FAIRSHARE_DATABASE_URL= \
+		$(BIN)/fairshare serve
+
+## demo-cli: the allocation demo on the command line: fair shares of 160,000 people, then one
+##      allocation batch with a reason for every decision
+demo-cli: $(STAMP)
 	$(BIN)/fairshare demo
 	$(BIN)/fairshare allocate examples/batch.json --explain 3
 

@@ -10,6 +10,7 @@ import csv
 import gc
 import io
 import json
+import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -951,6 +952,302 @@ def _allocate_command(
         sys.stdout.write(text)
     else:
         atomic_write_text(output, text)
+
+
+# --------------------------------------------------------------------------------------------
+# the service: serve, db, users, demo-data (imports of the service extra are lazy, so the
+# allocation commands work without it)
+
+
+def _service_env(name: str, default: str) -> str:
+    return os.environ.get(f"FAIRSHARE_{name}", default).strip() or default
+
+
+def _database_url() -> str:
+    """The registry's URL, as the service's settings derive it, without needing its secrets.
+
+    ``FAIRSHARE_DATABASE_URL``, else ``sqlite:///<FAIRSHARE_DATA_DIR>/fairshare.db`` (data
+    directory ``.fairshare`` by default). ``db`` and ``users`` commands need no secrets, so
+    they do not load the full settings (which fail closed in production without them).
+    """
+    url = os.environ.get("FAIRSHARE_DATABASE_URL", "").strip()
+    if url:
+        return url
+    data_dir = Path(_service_env("DATA_DIR", ".fairshare")).expanduser().resolve()
+    return f"sqlite:///{data_dir / 'fairshare.db'}"
+
+
+def _shown_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL is reported by the registry itself
+        return url
+
+
+def _prepare_sqlite_dir(url: str) -> None:
+    """Create the directory of an SQLite file (the first run of a fresh clone has none)."""
+    from sqlalchemy.engine import make_url
+
+    from fairshare.registry.db import normalise_url
+
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(str(parsed.database)).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _database_errors(url: str) -> Any:
+    """A context that turns a database that cannot be reached into one line (exit 2)."""
+    from contextlib import contextmanager
+
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    @contextmanager
+    def guard() -> Any:
+        try:
+            yield
+        except (OperationalError, ProgrammingError) as exc:
+            reason = " ".join(str(exc.orig or exc).split())[:300]
+            raise InputError(
+                f"cannot use the database {_shown_url(url)}: {reason}. Check "
+                "FAIRSHARE_DATABASE_URL (or FAIRSHARE_DATA_DIR) and that the server is running"
+            ) from None
+
+    return guard()
+
+
+def _upgrade_if_needed(url: str, *, say: Any) -> None:
+    """Migrate a new database to the newest schema (saying so); refuse an outdated one."""
+    from fairshare.registry import db
+
+    _prepare_sqlite_dir(url)
+    with _database_errors(url):
+        current = db.current_revision(url)
+        head = db.head_revision()
+        if current is None:
+            say(f"fairshare: new database {_shown_url(url)}: creating the schema ({head})")
+            db.upgrade(url)
+        elif current != head:
+            raise InputError(
+                f"the database {_shown_url(url)} is at schema revision {current}, this version "
+                f"needs {head}; back it up, then run 'fairshare db upgrade'"
+            )
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(message + "\n")
+    sys.stdout.flush()
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (uvicorn).")] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = True,
+) -> None:
+    """Run the REST API (uvicorn): SQLite in FAIRSHARE_DATA_DIR unless FAIRSHARE_DATABASE_URL.
+
+    The configuration is checked first (in production both secrets must be set); a new
+    database gets the schema; an outdated one must be upgraded with 'fairshare db upgrade'.
+    """
+    import importlib.util
+
+    from fairshare.api.settings import load_settings
+
+    if importlib.util.find_spec("fairshare.api.app") is None:
+        raise InputError("this installation has no REST API (fairshare.api.app is missing)")
+    settings = load_settings()
+    _upgrade_if_needed(settings.database_url, say=_say)
+    import uvicorn
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = f"http://{shown}:{port}"
+    if settings.using_dev_secrets:
+        _say(f"fairshare: {settings.env} mode, generated secrets in {settings.dev_secrets_path}")
+    _say(
+        f"fairshare: serving {base}/ (API docs {base}/api/docs) on "
+        f"{_shown_url(settings.database_url)} with {workers} worker(s); Ctrl+C stops"
+    )
+    uvicorn.run(
+        "fairshare.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        timeout_graceful_shutdown=10,
+    )
+
+
+db_app = typer.Typer(
+    help="The registry database (FAIRSHARE_DATABASE_URL; default SQLite in FAIRSHARE_DATA_DIR).",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate the database schema to the newest revision (Alembic; back up first)."""
+    from fairshare.registry import db
+
+    url = _database_url()
+    _prepare_sqlite_dir(url)
+    with _database_errors(url):
+        before = db.current_revision(url)
+        db.upgrade(url, revision)
+        after = db.current_revision(url)
+    if before == after:
+        _say(f"fairshare: {_shown_url(url)} is already at revision {after}")
+    else:
+        _say(f"fairshare: upgraded {_shown_url(url)} from {before or 'empty'} to {after}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's schema revision and the newest one this version ships."""
+    from fairshare.registry import db
+
+    url = _database_url()
+    with _database_errors(url):
+        current = db.current_revision(url) if _database_exists(url) else None
+    head = db.head_revision()
+    state = "up to date" if current == head else "run 'fairshare db upgrade'"
+    _say(f"{_shown_url(url)}: revision {current or 'none (empty)'}; newest {head} ({state})")
+
+
+def _database_exists(url: str) -> bool:
+    """False for an SQLite file that does not exist (do not create it just to look)."""
+    from sqlalchemy.engine import make_url
+
+    from fairshare.registry.db import normalise_url
+
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    return Path(str(parsed.database)).expanduser().exists()
+
+
+users_app = typer.Typer(help="Users of the service.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+def _read_password(username: str) -> str:
+    """FAIRSHARE_PASSWORD, else standard input (a prompt without echo, twice, on a terminal)."""
+    password = os.environ.get("FAIRSHARE_PASSWORD")
+    if password is None:
+        if sys.stdin.isatty():
+            import getpass
+
+            password = getpass.getpass(f"Password for {username}: ")
+            if getpass.getpass("Repeat it: ") != password:
+                raise InputError("the two passwords differ; nothing was created")
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise InputError("no password given; set FAIRSHARE_PASSWORD or pass it on standard input")
+    return password
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Argument(help="User name (login).")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="registrar, caseworker, capacity_manager, coordinator, auditor, analyst, admin."
+        ),
+    ],
+    state: Annotated[
+        str | None,
+        typer.Option(help="Member state (Eurostat code) of a state-bound role, e.g. EL."),
+    ] = None,
+) -> None:
+    """Create a user; the password comes from FAIRSHARE_PASSWORD or standard input."""
+    from fairshare.api.permissions import Role, requires_state
+    from fairshare.api.security import hash_password
+    from fairshare.registry.db import make_engine, session_scope
+    from fairshare.registry.services import Actor, create_user
+
+    roles = [r.value for r in Role]
+    if role not in roles:
+        raise InputError(f"unknown role '{role}'; use one of {', '.join(roles)}")
+    code = state.strip().upper() if state else None
+    if requires_state(role) and not code:
+        raise InputError(f"a {role} acts for one member state: add --state (e.g. --state EL)")
+    if code is not None and not requires_state(role):
+        raise InputError(f"a {role} is not bound to a state; leave out --state")
+    if code is not None and code not in states():
+        raise InputError(f"unknown state '{code}'; use a Eurostat code such as EL, IT or DE")
+    password_hash = hash_password(_read_password(name), name)
+    url = _database_url()
+    _upgrade_if_needed(url, say=_say)
+    engine = make_engine(url)
+    try:
+        with _database_errors(url), session_scope(engine) as session:
+            create_user(
+                session,
+                Actor("command-line", "admin"),
+                username=name,
+                password_hash=password_hash,
+                role=role,
+                state=code,
+            )
+    finally:
+        engine.dispose()
+    where = f" for {code}" if code else ""
+    _say(f"fairshare: created user '{name}' ({role}{where}) in {_shown_url(url)}")
+
+
+@app.command("demo-data")
+def demo_data(
+    cases: Annotated[int, typer.Option(help="Synthetic cases to register.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 2026,
+) -> None:
+    """Seed an empty registry ONCE with synthetic demo data and demo users (development only).
+
+    Every case is synthetic (fairshare.synthetic; names like 'Demo 1 Synthetic-00042'): no
+    real person. A second run says it is already seeded and prints the demo logins.
+    """
+    if _service_env("ENV", "production") not in ("development", "test"):
+        raise InputError(
+            "demo data is synthetic and only for development: refusing with FAIRSHARE_ENV="
+            f"{_service_env('ENV', 'production')}; set FAIRSHARE_ENV=development"
+        )
+    from fairshare.api.security import hash_password
+    from fairshare.api.settings import load_settings
+    from fairshare.registry.demo import seed_demo
+
+    settings = load_settings()
+    url = settings.database_url
+    _upgrade_if_needed(url, say=_say)
+    _say(f"fairshare: seeding synthetic demo data into {_shown_url(url)} (once; ~30 s)")
+    with _database_errors(url):
+        result = seed_demo(
+            url,
+            fingerprint_key=settings.fingerprint_key_bytes(),
+            hash_password=hash_password,
+            cases=cases,
+            seed=seed,
+        )
+    if result.seeded:
+        counts = ", ".join(f"{n} {s}" for s, n in result.statuses.items())
+        _say(
+            f"fairshare: seeded {result.cases} SYNTHETIC cases ({result.persons} persons; "
+            f"{counts}) and {len(result.batches)} committed batches"
+        )
+    else:
+        _say("fairshare: the demo data is already seeded; nothing was changed")
+    _say(f"Demo logins (development only), password '{result.password}' for each:")
+    for username, role, code in result.users:
+        _say(f"  {username:<15} {role}{f' ({code})' if code else ''}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The API's routers, one per area; every route declares its permission (``deps.Require``)."""
