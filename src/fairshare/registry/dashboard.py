@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from fairshare.cases import SERVICES
@@ -140,7 +140,8 @@ def queue_page(
     query = where.apply(select(Case, persons)).where(scoped)
     if sort == "priority":
         # Unscreened cases (no tier yet) come after tier 3: they are not yet known to be urgent.
-        unscreened_last = func.coalesce(Case.tier, 4)
+        # (a literal 4, not a bound parameter, so that the index on this expression is used)
+        unscreened_last = func.coalesce(Case.tier, literal_column("4"))
         query = query.order_by(unscreened_last, Case.registered_on, Case.id)
     elif sort == "waiting":
         query = query.order_by(Case.registered_on, Case.id)
