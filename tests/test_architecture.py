@@ -8,7 +8,7 @@ from pathlib import Path
 import fairshare
 
 PACKAGE = Path(fairshare.__file__).parent
-ADAPTERS = {"cli", "storage", "registry", "api", "web"}
+ADAPTERS = {"cli", "cli_simulate", "storage", "registry", "api", "web"}
 ADAPTER_LIBRARIES = {"typer", "rich", "click", "sqlalchemy", "fastapi", "alembic", "httpx"}
 
 

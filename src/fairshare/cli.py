@@ -1250,6 +1250,11 @@ def demo_data(
         _say(f"  {username:<15} {role}{f' ({code})' if code else ''}")
 
 
+from fairshare.cli_simulate import register as register_simulation  # noqa: E402
+
+register_simulation(app)
+
+
 # --------------------------------------------------------------------------------------------
 # entry point
 
