@@ -11,6 +11,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -257,3 +258,19 @@ def engine(migrated_url: str) -> Iterator[object]:
 def fingerprint_key() -> bytes:
     """A fingerprint key for tests only (a real one comes from configuration)."""
     return b"test-only-fingerprint-key-32byte"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Debian chromium for every browser test of the session (Playwright)."""
+    from browser_support import launch, require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = launch(p)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

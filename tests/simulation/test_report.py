@@ -4,18 +4,14 @@ real browser with the network off."""
 from __future__ import annotations
 
 import csv
-import importlib.util
-import os
 import re
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fairshare.simulation import SimulationResult, simulate
 from fairshare.simulation.report import CHARTS, report_html, write_outputs
-
-CHROMIUM = os.environ.get("FAIRSHARE_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
@@ -52,61 +48,38 @@ def test_report_is_self_contained(small: SimulationResult) -> None:
         assert f"id='png-{key}'" in html
 
 
-def _browser_available() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is not installed (pip install playwright; never `playwright install`)"
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        return f"no chromium at {CHROMIUM} (Debian: apt-get install chromium)"
-    return None
-
-
-def test_report_opens_offline_in_chromium(small: SimulationResult, tmp_path: Path) -> None:
-    missing = _browser_available()
-    if missing:
-        if os.environ.get("FAIRSHARE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"browser test required but {missing}")
-        pytest.skip(f"BROWSER TEST SKIPPED: {missing}")
-    from playwright.sync_api import sync_playwright
-
+def test_report_opens_offline_in_chromium(
+    small: SimulationResult, tmp_path: Path, browser: Any
+) -> None:
     path = tmp_path / "report.html"
     path.write_text(report_html(small), "utf-8")
     requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        try:
-            context = browser.new_context(offline=True)
-            page = context.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(path.as_uri())
-            page.wait_for_load_state("load")
-            assert page.locator("#maps svg.europe-map").count() == 4
-            assert page.locator("#map-DE").first.is_visible()
-            for key in CHARTS:
-                chart = page.locator(f"#chart-{key}")
-                assert chart.is_visible(), key
-                box = chart.bounding_box()
-                assert box is not None
-                assert box["width"] > 200
-                assert box["height"] > 100
-                page.locator("details").filter(has=page.locator(f"#png-{key}")).locator(
-                    "summary"
-                ).click()
-                loaded = page.eval_on_selector(
-                    f"#png-{key}", "img => img.complete && img.naturalWidth > 0"
-                )
-                assert loaded, key
-            # the legend toggles a series
-            legend = page.locator("#chart-backlog .legend").first
-            legend.click()
-            assert page.locator("#chart-backlog .series.off").count() == 1
-        finally:
-            browser.close()
+    context = browser.new_context(offline=True)
+    try:
+        page = context.new_page()
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("#maps svg.europe-map").count() == 4
+        assert page.locator("#map-DE").first.is_visible()
+        for key in CHARTS:
+            chart = page.locator(f"#chart-{key}")
+            assert chart.is_visible(), key
+            box = chart.bounding_box()
+            assert box is not None
+            assert box["width"] > 200
+            assert box["height"] > 100
+            page.locator("details").filter(has=page.locator(f"#png-{key}")).locator(
+                "summary"
+            ).click()
+            loaded = page.eval_on_selector(
+                f"#png-{key}", "img => img.complete && img.naturalWidth > 0"
+            )
+            assert loaded, key
+        # the legend toggles a series
+        legend = page.locator("#chart-backlog .legend").first
+        legend.click()
+        assert page.locator("#chart-backlog .series.off").count() == 1
+    finally:
+        context.close()
     assert all(u.startswith(("file:", "data:")) for u in requests), requests

@@ -7,9 +7,7 @@ with a loud reason, and with ``FAIRSHARE_REQUIRE_SERVICES=1`` (CI) that is a fai
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import socket
 import threading
 import time
@@ -20,16 +18,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = os.environ.get("FAIRSHARE_CHROMIUM") or shutil.which("chromium") or ""
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 PASSWORD = "synthetic-data-only"
-
-
-def _no_browser(reason: str) -> None:
-    message = f"BROWSER TESTS NOT RUN: {reason}"
-    if os.environ.get("FAIRSHARE_REQUIRE_SERVICES") == "1":
-        pytest.fail(message + " (FAIRSHARE_REQUIRE_SERVICES=1)")
-    pytest.skip(message)
 
 
 @dataclass
@@ -111,32 +101,6 @@ def web_app(seeded: tuple[str, Any]) -> Iterator[Any]:
         yield app
     finally:
         app.state.fairshare.engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _no_browser("Playwright for Python is not installed (pip install -e '.[dev]')")
-    if not CHROMIUM or not Path(CHROMIUM).exists():
-        _no_browser("Debian's chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-default-apps",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Visit:
