@@ -61,7 +61,7 @@ def fill(url: str, target: int, seed: int) -> int:
             for k in range(start, min(start + chunk, missing)):
                 cid = f"BENCH-{k:07d}"
                 status = rng.choices([s for s, _ in STATUSES], [w for _, w in STATUSES])[0]
-                tier = None if status == "registered" else rng.choices([1, 2, 3], [5, 15, 80])[0]
+                tier = rng.choices([1, 2, 3], [5, 15, 80])[0]  # set at registration
                 needs = {rng.choice(NEEDS): 1} if tier in (1, 2) and rng.random() < 0.7 else {}
                 cases.append(
                     {

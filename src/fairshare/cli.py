@@ -12,6 +12,7 @@ import io
 import json
 import os
 import re
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -1067,12 +1068,18 @@ def serve(
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     base = f"http://{shown}:{port}"
+    own_sockets = workers > 1 and hasattr(socket, "SO_REUSEPORT")
+    if own_sockets:
+        _listening_socket(host, port, reuse_port=False).close()  # the port is free
     if settings.using_dev_secrets:
         _say(f"fairshare: {settings.env} mode, generated secrets in {settings.dev_secrets_path}")
     _say(
         f"fairshare: serving {base}/ (API docs {base}/api/docs) on "
         f"{_shown_url(settings.database_url)} with {workers} worker(s); Ctrl+C stops"
     )
+    if own_sockets:
+        _serve_workers(host, port, workers, access_log)
+        return
     uvicorn.run(
         "fairshare.api.app:create_app",
         factory=True,
@@ -1082,6 +1089,76 @@ def serve(
         access_log=access_log,
         timeout_graceful_shutdown=10,
     )
+
+
+def _listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _serve_worker(host: str, port: int, access_log: bool) -> None:  # pragma: no cover - a child
+    """One worker process of ``serve --workers N``: its own socket on the shared port."""
+    import uvicorn
+
+    sock = _listening_socket(host, port, reuse_port=True)
+    config = uvicorn.Config(
+        "fairshare.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        access_log=access_log,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _serve_workers(host: str, port: int, workers: int, access_log: bool) -> None:
+    """``workers`` uvicorn processes, each listening on its own ``SO_REUSEPORT`` socket.
+
+    With one shared socket (uvicorn's own ``--workers``) whichever worker wakes first
+    accepts a whole burst of new connections, and keep-alive clients then stay unevenly
+    spread for as long as they are connected (measured: one worker at 90% CPU, the other at
+    7%). With a socket per worker the kernel spreads connections over the workers. SIGINT or
+    SIGTERM stops every worker gracefully; a worker that dies stops the server (exit 2).
+    """
+    import multiprocessing
+    import signal
+    import threading
+
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=_serve_worker, args=(host, port, access_log), name=f"fairshare-worker-{i}"
+        )
+        for i in range(workers)
+    ]
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    for process in processes:
+        process.start()
+    while not stop.is_set() and all(p.is_alive() for p in processes):
+        stop.wait(0.5)
+    died = [p for p in processes if not p.is_alive()] if not stop.is_set() else []
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=15)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    if died:
+        raise InputError(f"a server worker stopped (exit code {died[0].exitcode}); see above")
 
 
 db_app = typer.Typer(

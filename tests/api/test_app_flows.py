@@ -173,3 +173,12 @@ def test_create_app_touches_nothing(tmp_path: Path) -> None:
     app = create_app(make_settings(f"sqlite:///{tmp_path / 'never.db'}", tmp_path))
     app.state.fairshare.engine.dispose()
     assert not (tmp_path / "never.db").exists()
+
+
+def test_a_nul_byte_in_a_login_is_a_wrong_login_not_a_server_error(api: Api) -> None:
+    # Found by schemathesis on PostgreSQL (text cannot hold NUL).
+    for name in ("reg\x00el", "\x00"):
+        response = api.client.post(
+            "/api/v1/auth/token", data={"username": name, "password": "x" * 12}
+        )
+        assert response.status_code == 401, response.text

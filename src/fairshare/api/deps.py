@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +37,7 @@ from fairshare.api.permissions import (
 )
 from fairshare.api.security import InvalidToken, TokenClaims, decode_token
 from fairshare.api.settings import Settings
-from fairshare.registry.db import session_scope
+from fairshare.registry.db import is_postgresql, session_scope
 from fairshare.registry.models import AuditEvent, IdempotencyKey, User, utcnow
 from fairshare.registry.scopes import Actor
 
@@ -72,8 +72,8 @@ class AppState:
             yield session
 
 
-def app_state(request: Request) -> AppState:
-    """The :class:`AppState` of the running application."""
+async def app_state(request: Request) -> AppState:
+    """The :class:`AppState` of the running application (async: no thread needed)."""
     state: AppState = request.app.state.fairshare
     return state
 
@@ -103,6 +103,21 @@ def _unauthenticated(message: str) -> ApiError:
     return ApiError(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
+# The user's account and whether the token was logged out, in one statement.
+_PRINCIPAL_QUERY = select(
+    User.active,
+    User.role,
+    User.state,
+    select(AuditEvent.id)
+    .where(
+        AuditEvent.resource == TOKEN_RESOURCE,
+        AuditEvent.resource_id == bindparam("jti"),
+        AuditEvent.action == LOGOUT_ACTION,
+    )
+    .exists(),
+).where(User.username == bindparam("sub"))
+
+
 def principal_from_token(state: AppState, token: str) -> Principal:
     """The caller of ``token``, checked like every request (else :class:`InvalidToken`).
 
@@ -111,25 +126,18 @@ def principal_from_token(state: AppState, token: str) -> Principal:
     the API (bearer header) and the dashboard (cookie).
     """
     claims = decode_token(state.settings, token)
-    with state.tx(readonly=True) as session:
-        user = session.scalar(select(User).where(User.username == claims.sub))
-        revoked = session.scalar(
-            select(AuditEvent.id)
-            .where(
-                AuditEvent.resource == TOKEN_RESOURCE,
-                AuditEvent.resource_id == claims.jti,
-                AuditEvent.action == LOGOUT_ACTION,
-            )
-            .limit(1)
-        )
-    if revoked is not None:
+    params = {"sub": claims.sub, "jti": claims.jti}
+    if is_postgresql(state.engine):
+        # One statement, no BEGIN/COMMIT around it: a read of committed data, like the
+        # read-only transaction it replaces, one round trip instead of three.
+        with state.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            row = conn.execute(_PRINCIPAL_QUERY, params).first()
+    else:
+        with state.tx(readonly=True) as session:
+            row = session.execute(_PRINCIPAL_QUERY, params).first()
+    if row is not None and row[3]:
         raise InvalidToken("the token was logged out; log in again", "claims")
-    if (
-        user is None
-        or not user.active
-        or user.role != claims.role.value
-        or (user.state or None) != claims.state
-    ):
+    if row is None or not row[0] or row[1] != claims.role.value or (row[2] or None) != claims.state:
         raise InvalidToken("the account changed or was disabled; log in again", "claims")
     return Principal(claims.sub, claims.role, claims.state, claims)
 
@@ -208,7 +216,8 @@ class Require:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    def __call__(self, principal: PrincipalDep) -> Grant:
+    async def __call__(self, principal: PrincipalDep) -> Grant:
+        # async: a pure check, not worth a hop to the thread pool.
         return Grant(principal, self.permission, authorize(principal.role, self.permission))
 
     def __repr__(self) -> str:
@@ -221,7 +230,7 @@ class _Marker:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self) -> None:
+    async def __call__(self) -> None:
         return None
 
     def __repr__(self) -> str:

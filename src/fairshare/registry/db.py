@@ -19,8 +19,10 @@ PostgreSQL is reached through psycopg 3 (``postgresql+psycopg://``; a plain
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from fairshare.errors import InputError
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "POOL_SIZE",
     "alembic_config",
     "current_revision",
     "downgrade",
@@ -49,6 +52,12 @@ __all__ = [
 
 BUSY_TIMEOUT_MS = 30_000
 """How long an SQLite writer waits for the write lock before giving up (milliseconds)."""
+
+POOL_SIZE = 20
+"""Connections an engine keeps open (and as many more it may open when busy).
+
+Large enough for the server's worker threads: with SQLAlchemy's default (5, plus 10 opened
+and closed again) a busy server opens and closes connections all the time."""
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _READONLY = "fairshare_readonly"
@@ -111,12 +120,20 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             url,
             echo=echo,
             connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
         )
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
-        return create_engine(url, echo=echo, pool_pre_ping=True)
+        return create_engine(
+            url,
+            echo=echo,
+            pool_pre_ping=True,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_SIZE,
+        )
     raise InputError(
         f"unsupported database '{backend}'; use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
@@ -138,15 +155,38 @@ def session_scope(engine: Engine, *, readonly: bool = False) -> Iterator[Session
 
     Objects stay usable after the block (``expire_on_commit=False``). On SQLite a write
     session takes the write lock at its start (``BEGIN IMMEDIATE``); ``readonly=True``
-    starts a plain ``BEGIN`` instead, which never waits for writers under WAL.
+    starts a plain ``BEGIN`` instead, which never waits for writers under WAL. The write
+    sessions of one process on one SQLite engine queue in the process first
+    (:func:`_writer_queue`).
     """
     bind = engine.execution_options(**{_READONLY: True}) if readonly else engine
-    session = Session(bind=bind, expire_on_commit=False)
-    try:
-        with session.begin():
-            yield session
-    finally:
-        session.close()
+    queue = _writer_queue(engine) if not readonly and is_sqlite(engine) else nullcontext()
+    with queue:
+        session = Session(bind=bind, expire_on_commit=False)
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+
+_WRITER_QUEUES: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITER_QUEUES_GUARD = threading.Lock()
+
+
+def _writer_queue(engine: Engine) -> threading.RLock:
+    """The lock the SQLite write sessions of this process queue on before ``BEGIN IMMEDIATE``.
+
+    SQLite's own wait for the write lock (``busy_timeout``) polls with sleeps of up to
+    100 ms, so under load a waiting writer often sleeps long after the lock came free: a
+    long tail of latencies. Queueing the threads of one process on a lock hands the file
+    lock on at once; processes (``--workers``) still meet at SQLite's lock.
+    """
+    with _WRITER_QUEUES_GUARD:
+        lock = _WRITER_QUEUES.get(engine)
+        if lock is None:
+            lock = _WRITER_QUEUES[engine] = threading.RLock()
+        return lock
 
 
 def alembic_config(url: str) -> Config:

@@ -141,6 +141,8 @@ class Case(Base):
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_cases_entry_state_status", "entry_state", "status"),
         Index("ix_cases_allocated_state_status", "allocated_state", "status"),
+        Index("ix_cases_queue_priority", "tier", "registered_on", "id"),
+        Index("ix_cases_registered_on_id", "registered_on", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -22,17 +22,19 @@ Art. 17 while keeping the ids, the status history and the audit trail.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from fairshare.cases import Case as DomainCase
@@ -42,6 +44,8 @@ from fairshare.identity import fingerprint, normalise_document
 from fairshare.registry.audit import record_event
 from fairshare.registry.errors import ConflictError, DuplicateIdempotencyError, NotFoundError
 from fairshare.registry.models import (
+    AuditEvent,
+    Base,
     Case,
     CaseEvent,
     CaseSequence,
@@ -397,24 +401,76 @@ def parse_registration(
 # Storing
 
 
+_SEQUENCE_STATE = re.compile(r"^[A-Za-z0-9]{1,8}$")
+_PG_NEXT_NUMBER = text(
+    "WITH n AS (SELECT nextval(to_regclass(:seq)) AS v) "
+    "SELECT v, EXISTS (SELECT 1 FROM cases WHERE id = :prefix || "
+    "CASE WHEN v < 1000000 THEN lpad(v::text, 6, '0') ELSE v::text END) FROM n"
+)
+
+
+def case_sequence_name(entry_state: str, year: int) -> str:
+    """The PostgreSQL sequence of case numbers of one entry state and year.
+
+    >>> case_sequence_name("EL", 2026)
+    'case_number_el_2026'
+    """
+    return f"case_number_{entry_state.lower()}_{year}"
+
+
 def _next_case_id(session: Session, entry_state: str, year: int) -> str:
-    dialect = session.get_bind().dialect.name
-    maker = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        maker(CaseSequence)
-        .values(entry_state=entry_state, year=year, last_value=0)
-        .on_conflict_do_nothing()
-    )
+    """A new case id ``EL-2026-000123`` (docs/decisions/0003-case-id-sequences.md).
+
+    PostgreSQL: a SEQUENCE per entry state and year (created on first use), so concurrent
+    registrations never wait for one another; a number taken by a transaction that rolls
+    back is a gap. SQLite (writers are serialised anyway): the ``case_sequences`` row.
+    Either way a number whose id a client already chose is skipped.
+    """
+    prefix = f"{entry_state}-{year}-"
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql" and _SEQUENCE_STATE.match(entry_state):
+        name = case_sequence_name(entry_state, year)
+        while True:
+            value, taken = (
+                session.connection().execute(_PG_NEXT_NUMBER, {"seq": name, "prefix": prefix}).one()
+            )
+            if value is None:  # the first case of this state and year: create the sequence
+                _create_case_sequence(session, name, entry_state, year)
+                continue
+            if not taken:
+                return f"{prefix}{value:06d}"
     while True:
+        maker = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
         value = session.execute(
-            update(CaseSequence)
-            .where(CaseSequence.entry_state == entry_state, CaseSequence.year == year)
-            .values(last_value=CaseSequence.last_value + 1)
+            maker(CaseSequence)
+            .values(entry_state=entry_state, year=year, last_value=1)
+            .on_conflict_do_update(
+                index_elements=[CaseSequence.entry_state, CaseSequence.year],
+                set_={"last_value": CaseSequence.last_value + 1},
+            )
             .returning(CaseSequence.last_value)
         ).scalar_one()
-        candidate = f"{entry_state}-{year}-{value:06d}"
+        candidate = f"{prefix}{value:06d}"
         if session.get(Case, candidate) is None:  # a client may have taken it
             return candidate
+
+
+def _create_case_sequence(session: Session, name: str, entry_state: str, year: int) -> None:
+    """Create the sequence ``name`` in a savepoint of the registration's transaction.
+
+    It continues after the ``case_sequences`` row of the state and year, if any (a
+    registry that counted there before). Two first registrations at once: the second waits
+    for the first to commit and then fails the catalog's unique index (or finds it there);
+    its savepoint is rolled back and it takes a number from the new sequence.
+    """
+    last = session.scalar(
+        select(CaseSequence.last_value).where(
+            CaseSequence.entry_state == entry_state, CaseSequence.year == year
+        )
+    )
+    start = int(last or 0) + 1
+    with contextlib.suppress(IntegrityError, ProgrammingError), session.begin_nested():
+        session.execute(text(f'CREATE SEQUENCE IF NOT EXISTS "{name}" START WITH {start}'))
 
 
 def _request_hash(data: object) -> str:
@@ -439,52 +495,81 @@ def _find_key(session: Session, actor: Actor, key: str) -> IdempotencyKey | None
     )
 
 
+def _table(model: type[Base]) -> Table:
+    """The Core table of a model (the registration inserts rows without the ORM)."""
+    return cast(Table, model.__table__)
+
+
+# Statements built once (their SQL is compiled once per dialect and cached).
+_INSERT: dict[type[Base], Insert] = {
+    model: insert(_table(model))
+    for model in (Case, Person, Document, FamilyLinkRow, LinkedCase, CaseEvent, AuditEvent)
+}
+_KEYS = _table(IdempotencyKey)
+_RESERVE_KEY = {
+    name: maker(_KEYS)
+    .on_conflict_do_nothing(index_elements=[_KEYS.c.actor, _KEYS.c.key])
+    .returning(_KEYS.c.id)
+    for name, maker in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+_KEY_DONE = (
+    update(_KEYS)
+    .where(_KEYS.c.id == bindparam("key_id"))
+    .values(response_status=bindparam("done_status"), response_body=bindparam("done_body"))
+)
+
+
 def _flag_duplicates(
-    session: Session, actor: Actor, rows: Sequence[tuple[Person, ParsedMember]]
-) -> list[dict[str, Any]]:
-    """Flag persons whose fingerprints match another's (never merge); audit each flag."""
-    wanted: dict[str, list[tuple[Person, str]]] = {}
+    session: Session, actor: Actor, rows: Sequence[tuple[dict[str, Any], ParsedMember]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Flag persons whose fingerprints match another's (never merge): the flags and audits.
+
+    ``rows`` are the new persons (as rows about to be inserted, ``duplicate_flags`` filled in
+    here) with their registration fields. Persons already registered that match get the
+    flag back at once; the audit events (one per new person flagged) are returned for the
+    caller to insert with the registration.
+    """
+    wanted: dict[str, list[tuple[str, str]]] = {}
     for person, member in rows:
         if member.biometric_fingerprint:
-            wanted.setdefault(member.biometric_fingerprint, []).append((person, "biometric"))
+            wanted.setdefault(member.biometric_fingerprint, []).append((person["id"], "biometric"))
         for *_, fp in member.documents:
-            wanted.setdefault(fp, []).append((person, "document"))
+            wanted.setdefault(fp, []).append((person["id"], "document"))
     if not wanted:
-        return []
-    own = {person.id for person, _ in rows}
+        return [], []
+    own = {person["id"] for person, _ in rows}
     found: dict[str, list[str]] = {}
-    for pid, person_fp in session.execute(
-        select(Person.id, Person.fingerprint).where(
-            Person.fingerprint.in_(list(wanted)), Person.erased_at.is_(None)
+    keys = list(wanted)
+    for pid, hit in session.execute(
+        select(Person.id, Person.fingerprint)
+        .where(Person.fingerprint.in_(keys), Person.erased_at.is_(None))
+        .union_all(
+            select(Document.person_id, Document.fingerprint)
+            .join(Person, Person.id == Document.person_id)
+            .where(Document.fingerprint.in_(keys), Person.erased_at.is_(None))
         )
     ):
-        if person_fp is not None and pid not in own:
-            found.setdefault(person_fp, []).append(pid)
-    for pid, fp in session.execute(
-        select(Document.person_id, Document.fingerprint)
-        .join(Person, Person.id == Document.person_id)
-        .where(Document.fingerprint.in_(list(wanted)), Person.erased_at.is_(None))
-    ):
-        if pid not in own:
-            found.setdefault(fp, []).append(pid)
+        if hit is not None and pid not in own:
+            found.setdefault(hit, []).append(pid)
     # Within the new family, too.
     for fp, holders in wanted.items():
-        ids = sorted({p.id for p, _ in holders})
+        ids = sorted({pid for pid, _ in holders})
         if len(ids) > 1:
             found.setdefault(fp, []).extend(ids)
     matches: dict[str, dict[str, set[str]]] = {}
     for fp, holders in wanted.items():
-        for person, via in holders:
-            others = {o for o in found.get(fp, []) if o != person.id}
+        for pid, via in holders:
+            others = {o for o in found.get(fp, []) if o != pid}
             for other in others:
-                matches.setdefault(person.id, {}).setdefault(other, set()).add(via)
+                matches.setdefault(pid, {}).setdefault(other, set()).add(via)
     flags: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
     for person, _ in rows:
-        hits = matches.get(person.id)
+        hits = matches.get(person["id"])
         if not hits:
             continue
         entries = [{"person": other, "via": sorted(v)} for other, v in sorted(hits.items())]
-        person.duplicate_flags = [*person.duplicate_flags, *entries]
+        person["duplicate_flags"] = [*person["duplicate_flags"], *entries]
         for other_id in hits:
             if other_id in own:
                 continue
@@ -492,23 +577,51 @@ def _flag_duplicates(
             if matched is not None:
                 matched.duplicate_flags = [
                     *matched.duplicate_flags,
-                    {"person": person.id, "via": sorted(hits[other_id])},
+                    {"person": person["id"], "via": sorted(hits[other_id])},
                 ]
-        flags.append({"person": person.id, "matches": entries})
-        record_event(
-            session,
-            actor,
-            "person.duplicate_flagged",
-            "person",
-            person.id,
-            detail={"matches": [e["person"] for e in entries], "review": "required"},
+        flags.append({"person": person["id"], "matches": entries})
+        audits.append(
+            _audit_row(
+                actor,
+                "person.duplicate_flagged",
+                "person",
+                person["id"],
+                detail={"matches": [e["person"] for e in entries], "review": "required"},
+            )
         )
-    return flags
+    return flags, audits
+
+
+def _audit_row(
+    actor: Actor,
+    action: str,
+    resource: str,
+    resource_id: str | None,
+    *,
+    state: str | None = None,
+    detail: dict[str, Any],
+) -> dict[str, Any]:
+    """An ``audit_events`` row, as :func:`~fairshare.registry.audit.record_event` writes it."""
+    return {
+        "at": utcnow(),
+        "actor": actor.username,
+        "role": actor.role,
+        "action": action,
+        "resource": resource,
+        "resource_id": resource_id,
+        "state": state if state is not None else actor.state,
+        "detail": detail,
+    }
 
 
 def _store(
     session: Session, actor: Actor, parsed: ParsedRegistration, *, status: str
 ) -> RegistrationResult:
+    """Insert one registration: a handful of statements, one per table, no ORM flush.
+
+    Everything is computed first (the case id, the screening, the duplicate search), then
+    each table gets one INSERT (several rows in one statement where there are several).
+    """
     case = parsed.case
     if parsed.client_id is not None:
         if session.get(Case, parsed.client_id) is not None:
@@ -528,51 +641,34 @@ def _store(
     )
     screening = screen_case(domain)
     now = utcnow()
-    row = Case(
-        id=case_id,
-        entry_state=case.entry_state,
-        registered_on=case.registered_on,
-        status=status,
-        status_changed_at=now,
-        version=1,
-        tier=screening.tier,
-        needs=dict(screening.needs),
-        preferences=list(case.preferences),
-        scores=dict(case.scores),
-        excluded=[{"state": e.state, "reason": e.reason} for e in case.excluded],
-        reception_place=parsed.reception_place,
-        medical_needs=parsed.medical_needs,
-        child_protection_referral=parsed.child_protection_referral,
-        created_by=actor.username,
-        created_at=now,
-    )
-    session.add(row)
-    session.flush()
-    persons: list[tuple[Person, ParsedMember]] = []
-    for j, (member, extra) in enumerate(zip(case.members, parsed.members, strict=True)):
-        person = Person(
-            id=f"{case_id}-P{j + 1}",
-            case_id=case_id,
-            ref=member.id,
-            given_name=extra.given_name,
-            family_name=extra.family_name,
-            birth_date=extra.birth_date,
-            age=member.age,
-            age_uncertain=member.age_uncertain,
-            sex=member.sex,
-            nationality=member.nationality,
-            languages=list(member.languages),
-            vulnerabilities=list(member.vulnerabilities),
-            unhcr_codes=list(member.unhcr_codes),
-            fingerprint=extra.biometric_fingerprint,
-            duplicate_flags=[],
+    persons: list[tuple[dict[str, Any], ParsedMember]] = [
+        (
+            {
+                "id": f"{case_id}-P{j + 1}",
+                "case_id": case_id,
+                "ref": member.id,
+                "given_name": extra.given_name,
+                "family_name": extra.family_name,
+                "birth_date": extra.birth_date,
+                "age": member.age,
+                "age_uncertain": member.age_uncertain,
+                "sex": member.sex,
+                "nationality": member.nationality,
+                "languages": list(member.languages),
+                "vulnerabilities": list(member.vulnerabilities),
+                "unhcr_codes": list(member.unhcr_codes),
+                "fingerprint": extra.biometric_fingerprint,
+                "duplicate_flags": [],
+                "erased_at": None,
+            },
+            extra,
         )
-        session.add(person)
-        persons.append((person, extra))
-    session.flush()
+        for j, (member, extra) in enumerate(zip(case.members, parsed.members, strict=True))
+    ]
+    duplicates, audits = _flag_duplicates(session, actor, persons)
     docs = [
         {
-            "person_id": person.id,
+            "person_id": person["id"],
             "kind": kind,
             "issuing_state": issuer,
             "number": number,
@@ -581,55 +677,92 @@ def _store(
         for person, extra in persons
         for kind, issuer, number, fp in extra.documents
     ]
-    if docs:
-        session.execute(insert(Document), docs)
-    for link, name in zip(case.family_links, parsed.link_names, strict=True):
-        session.add(
-            FamilyLinkRow(
-                case_id=case_id,
-                state=link.state,
-                relation=link.relation,
-                status=link.status,
-                desired=link.desired,
-                member_name=name,
-            )
-        )
-    for other in case.linked_cases:
-        session.add(LinkedCase(case_id=case_id, other_case_id=other))
-    session.add(
-        CaseEvent(
-            case_id=case_id,
-            from_status=None,
-            to_status=status,
-            by=actor.username,
-            role=actor.role,
-            at=now,
-            reason=None,
-        )
-    )
-    session.flush()
-    duplicates = _flag_duplicates(session, actor, persons)
-    record_event(
-        session,
-        actor,
-        "case.registered",
-        "case",
-        case_id,
-        state=case.entry_state,
-        detail={
-            "persons": len(persons),
-            "documents": len(docs),
-            "family_links": len(case.family_links),
-            "linked_cases": len(case.linked_cases),
-            "duplicates_flagged": len(duplicates),
+    conn = session.connection()
+    conn.execute(
+        _INSERT[Case],
+        {
+            "id": case_id,
+            "entry_state": case.entry_state,
+            "registered_on": case.registered_on,
+            "status": status,
+            "status_changed_at": now,
+            "version": 1,
             "tier": screening.tier,
+            "needs": dict(screening.needs),
+            "priority_reason": None,
+            "preferences": list(case.preferences),
+            "scores": dict(case.scores),
+            "excluded": [{"state": e.state, "reason": e.reason} for e in case.excluded],
+            "allocated_to": None,
+            "allocated_state": None,
+            "batch_id": None,
+            "allocated_on": None,
+            "transfer_deadline": None,
+            "reception_place": parsed.reception_place,
+            "medical_needs": parsed.medical_needs,
+            "child_protection_referral": parsed.child_protection_referral,
+            "created_by": actor.username,
+            "created_at": now,
         },
     )
+    conn.execute(_INSERT[Person], [person for person, _ in persons])
+    if docs:
+        conn.execute(_INSERT[Document], docs)
+    if case.family_links:
+        conn.execute(
+            _INSERT[FamilyLinkRow],
+            [
+                {
+                    "case_id": case_id,
+                    "state": link.state,
+                    "relation": link.relation,
+                    "status": link.status,
+                    "desired": link.desired,
+                    "member_name": name,
+                }
+                for link, name in zip(case.family_links, parsed.link_names, strict=True)
+            ],
+        )
+    if case.linked_cases:
+        conn.execute(
+            _INSERT[LinkedCase],
+            [{"case_id": case_id, "other_case_id": other} for other in case.linked_cases],
+        )
+    conn.execute(
+        _INSERT[CaseEvent],
+        {
+            "case_id": case_id,
+            "from_status": None,
+            "to_status": status,
+            "by": actor.username,
+            "role": actor.role,
+            "at": now,
+            "reason": None,
+        },
+    )
+    audits.append(
+        _audit_row(
+            actor,
+            "case.registered",
+            "case",
+            case_id,
+            state=case.entry_state,
+            detail={
+                "persons": len(persons),
+                "documents": len(docs),
+                "family_links": len(case.family_links),
+                "linked_cases": len(case.linked_cases),
+                "duplicates_flagged": len(duplicates),
+                "tier": screening.tier,
+            },
+        )
+    )
+    conn.execute(_INSERT[AuditEvent], audits)
     return RegistrationResult(
         case_id=case_id,
         status=status,
         version=1,
-        persons={p.ref: p.id for p, _ in persons},
+        persons={person["ref"]: person["id"] for person, _ in persons},
         duplicates=duplicates,
         tier=screening.tier,
     )
@@ -666,41 +799,55 @@ def register_case(
     """
     day = today or date.today()
     request_hash = _request_hash(data)
+    key_id: int | None = None
     if idempotency_key is not None:
         if not idempotency_key.strip() or len(idempotency_key) > 200:
             raise InputError("an Idempotency-Key must have 1 to 200 characters")
-        existing = _find_key(session, actor, idempotency_key)
-        if existing is not None:
-            return _replay(existing, request_hash, idempotency_key)
-    parsed = parse_registration(data, fingerprint_key=fingerprint_key, today=day)
-    _check_entry_state(actor, parsed)
-    key_row: IdempotencyKey | None = None
-    if idempotency_key is not None:
-        try:
-            with session.begin_nested():
-                key_row = IdempotencyKey(
-                    actor=actor.username,
-                    key=idempotency_key,
-                    request_hash=request_hash,
-                    response_status=0,
-                    response_body={},
-                    created_at=utcnow(),
-                )
-                session.add(key_row)
-        except IntegrityError:
-            # A concurrent request with the same key committed first (PostgreSQL waits for it).
+        key_id = _reserve_key(session, actor, idempotency_key, request_hash)
+        if key_id is None:
+            # Used before, or by a concurrent request that committed first (PostgreSQL
+            # waits for it; SQLite writers are serialised).
             existing = _find_key(session, actor, idempotency_key)
             if existing is not None and existing.response_status:
                 return _replay(existing, request_hash, idempotency_key)
             raise DuplicateIdempotencyError(
                 f"a request with Idempotency-Key '{idempotency_key}' is still being processed; "
                 "retry in a moment"
-            ) from None
+            )
+    parsed = parse_registration(data, fingerprint_key=fingerprint_key, today=day)
+    _check_entry_state(actor, parsed)
     result = _store(session, actor, parsed, status=workflow_rules().initial)
-    if key_row is not None:
-        key_row.response_status = 201
-        key_row.response_body = result.to_dict()
+    if key_id is not None:
+        session.connection().execute(
+            _KEY_DONE, {"key_id": key_id, "done_status": 201, "done_body": result.to_dict()}
+        )
     return result
+
+
+def _reserve_key(session: Session, actor: Actor, key: str, request_hash: str) -> int | None:
+    """Insert the idempotency key row (one statement); ``None`` if the key is taken.
+
+    ``INSERT ... ON CONFLICT DO NOTHING``: on PostgreSQL a concurrent insert of the same key
+    makes this one wait until the other transaction ends, then do nothing (or insert, if
+    the other rolled back). No savepoint needed.
+    """
+    dialect = session.get_bind().dialect.name
+    inserted: int | None = (
+        session.connection()
+        .execute(
+            _RESERVE_KEY["postgresql" if dialect == "postgresql" else "sqlite"],
+            {
+                "actor": actor.username,
+                "key": key,
+                "request_hash": request_hash,
+                "response_status": 0,
+                "response_body": {},
+                "created_at": utcnow(),
+            },
+        )
+        .scalar_one_or_none()
+    )
+    return inserted
 
 
 def bulk_import(

@@ -65,8 +65,10 @@ def authenticate(app: AppState, username: str, password: str, client: str) -> tu
     checked attempt is recorded. Shared by the API and the dashboard's login form.
     """
     settings = app.settings
-    username = username[:64]
-    client = client[:64]
+    # A NUL cannot be stored in PostgreSQL text: such a name is no user's (U+FFFD instead), so
+    # the attempt is checked, throttled and recorded like any other wrong login.
+    username = username.replace("\x00", "\ufffd")[:64]
+    client = client.replace("\x00", "\ufffd")[:64]
     now = now_utc()
     issued: tuple[str, datetime] | None = None
     with app.tx() as session:
