@@ -191,3 +191,27 @@ def test_every_page_of_the_auditor_and_capacity_manager(visit: Any) -> None:
     a.login("admin")
     assert a.page.url.endswith("/users")
     a.shot("users")
+
+
+def test_a_tablet_and_the_keyboard(visit: Any) -> None:
+    v = visit("tablet")
+    v.page.set_viewport_size({"width": 768, "height": 1024})
+    v.login("coordinator")
+    page = v.page
+    for path in ("/", "/queue", "/batches"):
+        v.go(path)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (path, overflow)  # the page reflows: no sideways scrolling
+        v.shot(path.strip("/") or "overview")
+    # The keyboard reaches the skip link first, then the navigation.
+    v.go("/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    # ... and from the skip link's target the next Tab lands inside the page's content (the
+    # first state of the map).
+    assert page.evaluate("document.activeElement.closest('main') !== null")
+    assert page.evaluate("document.activeElement.tagName.toLowerCase()") in ("a", "g")
