@@ -33,7 +33,6 @@ from fairshare.api.permissions import (
     is_allowed,
     visible_fields,
 )
-from fairshare.api.security import InvalidToken
 from fairshare.cases import SERVICES, ValidationError, vulnerability_categories
 from fairshare.errors import InputError
 from fairshare.reference import states as known_states
@@ -65,7 +64,7 @@ from fairshare.web.session import (
 )
 from fairshare.workflow import TransitionError, next_states, workflow_rules
 
-__all__ = ["refused_page", "router"]
+__all__ = ["TRAFFICKING_INDICATORS", "refused_page", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -1268,6 +1267,3 @@ def users(request: Request) -> Response:
             for u in dashboard.list_users(session)
         ]
     return _render(request, principal, "users.html", title="Users", rows=rows)
-
-
-__all__ += ["TRAFFICKING_INDICATORS", "InvalidToken"]
