@@ -1074,7 +1074,7 @@ def serve(
     if settings.using_dev_secrets:
         _say(f"fairshare: {settings.env} mode, generated secrets in {settings.dev_secrets_path}")
     _say(
-        f"fairshare: serving {base}/ (API docs {base}/api/docs) on "
+        f"fairshare: serving {base}/ (the dashboard; API docs {base}/api/docs) on "
         f"{_shown_url(settings.database_url)} with {workers} worker(s); Ctrl+C stops"
     )
     if own_sockets:
