@@ -650,6 +650,10 @@ def _plain(case: Case, known: frozenset[str] | None) -> bool:
     for person in case.members:
         if (person.vulnerabilities or person.unhcr_codes) and not _plain_person(person):
             return False
+    if not (
+        case.family_links or case.linked_cases or case.preferences or case.scores or case.excluded
+    ):
+        return True  # the commonest case: nothing else to check
     for link in case.family_links:
         if not (link.state in states() or (known is not None and link.state in known)):
             return False

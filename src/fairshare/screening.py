@@ -355,7 +355,7 @@ def _format(text: str) -> str | None:
 class _CaseTemplate:
     """What screening says of every case whose members are alike in :func:`_class`."""
 
-    __slots__ = ("categories", "needs", "tail", "tier", "unaccompanied")
+    __slots__ = ("categories", "needs", "plain", "tail", "tier", "unaccompanied")
 
     def __init__(self, members: Sequence[Person], r: ScreeningRules) -> None:
         stand_in = _stand_in(members)
@@ -374,6 +374,12 @@ class _CaseTemplate:
             else:
                 tail.append((code, text, _format(text)))
         self.tail = tuple(tail)
+        #: The reasons as they stand, when none of them names a member (else None).
+        self.plain: tuple[tuple[str, str], ...] | None = (
+            tuple((code, text) for code, text, _ in tail)
+            if not self.unaccompanied and all(fmt is None for _, _, fmt in tail)
+            else None
+        )
 
 
 def _own_reasons(person: Person, r: ScreeningRules) -> tuple[_Reason, ...]:
@@ -399,6 +405,18 @@ def screen_cases(cases: Sequence[Case], rules: ScreeningRules | None = None) -> 
         classes = [_class(p, r) for p in members]
         key = tuple(classes)
         template = kinds.get(key)
+        if template is not None and template.plain is not None and not any(classes):
+            # Adults with nothing declared: no reason names a member (tier 3).
+            out.append(
+                Screening(
+                    case_id=case.id,
+                    tier=template.tier,
+                    needs=dict(template.needs),
+                    categories=dict(zip([p.id for p in members], template.categories, strict=True)),
+                    reasons=template.plain,
+                )
+            )
+            continue
         if template is None:
             if any(_MARK in p.id for p in members):
                 out.append(screen_case(case, r))
