@@ -85,16 +85,20 @@ def audit_log(
     since: datetime | None = None,
     until: datetime | None = None,
     after_id: int | None = None,
+    before_id: int | None = None,
+    newest_first: bool = False,
     limit: int = 100,
 ) -> Sequence[AuditEvent]:
-    """Audit events matching every given filter, oldest first, keyset-paginated.
+    """Audit events matching every given filter, oldest (or newest) first, keyset-paginated.
 
-    Pass the last ``id`` of a page as ``after_id`` to get the next page. ``action`` matches
-    exactly, or as a prefix when it ends with ``.`` or ``*`` (``case.*``).
+    Pass the last ``id`` of a page as ``after_id`` (oldest first) or ``before_id`` (newest
+    first) to get the next page. ``action`` matches exactly, or as a prefix when it ends with
+    ``.`` or ``*`` (``case.*``).
     """
     if not 1 <= limit <= MAX_PAGE:
         raise InputError(f"limit {limit} is out of range; use 1 to {MAX_PAGE}")
-    query = select(AuditEvent).order_by(AuditEvent.id).limit(limit)
+    order = AuditEvent.id.desc() if newest_first else AuditEvent.id
+    query = select(AuditEvent).order_by(order).limit(limit)
     if actor_name is not None:
         query = query.where(AuditEvent.actor == actor_name)
     if action is not None:
@@ -114,4 +118,6 @@ def audit_log(
         query = query.where(AuditEvent.at < until)
     if after_id is not None:
         query = query.where(AuditEvent.id > after_id)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
     return session.scalars(query).all()

@@ -398,6 +398,32 @@ def _open_transfer(session: Session, case_id: str) -> Transfer:
     return transfer
 
 
+def _transfer_step(
+    session: Session,
+    actor: Actor,
+    case_id: str,
+    step: str,
+    expected_version: int | None,
+    scope: str,
+) -> Transfer:
+    """Move the case and its open transfer to ``step`` (``transferred`` or ``arrived``)."""
+    case = transition(session, actor, case_id, step, expected_version=expected_version, scope=scope)
+    transfer = _open_transfer(session, case_id)
+    transfer.status = step
+    setattr(transfer, f"{step}_at", utcnow())
+    record_event(
+        session,
+        actor,
+        f"transfer.{step}",
+        "transfer",
+        str(transfer.id),
+        # the state that confirms: the entry state for a departure, the receiving one on arrival
+        state=case.entry_state if step == "transferred" else case.allocated_state,
+        detail={"case": case_id},
+    )
+    return transfer
+
+
 def confirm_transferred(
     session: Session,
     actor: Actor,
@@ -407,22 +433,7 @@ def confirm_transferred(
     scope: str = "all",
 ) -> Transfer:
     """The entry state confirms the departure (``transfer_scheduled -> transferred``)."""
-    case = transition(
-        session, actor, case_id, "transferred", expected_version=expected_version, scope=scope
-    )
-    transfer = _open_transfer(session, case_id)
-    transfer.status = "transferred"
-    transfer.transferred_at = utcnow()
-    record_event(
-        session,
-        actor,
-        "transfer.transferred",
-        "transfer",
-        str(transfer.id),
-        state=case.entry_state,
-        detail={"case": case_id},
-    )
-    return transfer
+    return _transfer_step(session, actor, case_id, "transferred", expected_version, scope)
 
 
 def confirm_arrival(
@@ -434,22 +445,7 @@ def confirm_arrival(
     scope: str = "all",
 ) -> Transfer:
     """The receiving state's caseworker confirms arrival (``transferred -> arrived``)."""
-    case = transition(
-        session, actor, case_id, "arrived", expected_version=expected_version, scope=scope
-    )
-    transfer = _open_transfer(session, case_id)
-    transfer.status = "arrived"
-    transfer.arrived_at = utcnow()
-    record_event(
-        session,
-        actor,
-        "transfer.arrived",
-        "transfer",
-        str(transfer.id),
-        state=case.allocated_state,
-        detail={"case": case_id},
-    )
-    return transfer
+    return _transfer_step(session, actor, case_id, "arrived", expected_version, scope)
 
 
 def overdue_transfers(

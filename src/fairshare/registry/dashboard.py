@@ -20,7 +20,6 @@ from fairshare.errors import InputError
 from fairshare.registry.errors import NotFoundError
 from fairshare.registry.models import (
     Assignment,
-    AuditEvent,
     Batch,
     Capacity,
     Case,
@@ -40,7 +39,6 @@ __all__ = [
     "CaseDetail",
     "QueuePage",
     "QueueRow",
-    "audit_page",
     "capacity_totals",
     "case_detail",
     "list_users",
@@ -263,39 +261,6 @@ def capacity_totals(session: Session) -> dict[str, dict[str, Any]]:
 def recent_batches(session: Session, limit: int = 5) -> list[Batch]:
     """The newest committed batches."""
     return list(session.scalars(select(Batch).order_by(Batch.created_at.desc()).limit(limit)))
-
-
-def audit_page(
-    session: Session,
-    *,
-    actor_name: str | None = None,
-    action: str | None = None,
-    resource: str | None = None,
-    resource_id: str | None = None,
-    before_id: int | None = None,
-    limit: int = 100,
-) -> list[AuditEvent]:
-    """Audit events matching every given filter, newest first (``before_id`` pages back).
-
-    ``action`` matches exactly, or as a prefix when it ends with ``*`` (``case.*``).
-    """
-    if not 1 <= limit <= 500:
-        raise InputError(f"limit {limit} is out of range; use 1 to 500")
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
-    if actor_name:
-        query = query.where(AuditEvent.actor == actor_name)
-    if action:
-        if action.endswith("*"):
-            query = query.where(AuditEvent.action.startswith(action.rstrip("*"), autoescape=True))
-        else:
-            query = query.where(AuditEvent.action == action)
-    if resource:
-        query = query.where(AuditEvent.resource == resource)
-    if resource_id:
-        query = query.where(AuditEvent.resource_id == resource_id)
-    if before_id is not None:
-        query = query.where(AuditEvent.id < before_id)
-    return list(session.scalars(query))
 
 
 def list_users(session: Session) -> list[User]:

@@ -40,6 +40,7 @@ from fairshare.registry import dashboard
 from fairshare.registry.errors import ConflictError, NotFoundError, StaleVersionError
 from fairshare.registry.services import (
     aggregates,
+    audit_log,
     audit_read,
     commit_batch,
     confirm_arrival,
@@ -173,9 +174,7 @@ def _errors_as_pages(request: Request, principal: Principal | None) -> Iterator[
             _render(request, principal, "error.html", 404, title="Not found", message=str(exc))
         ) from None
     except AuthorizationError as exc:
-        raise _PageError(
-            _render(request, principal, "error.html", 403, title="Not allowed", message=str(exc))
-        ) from None
+        raise _PageError(refused_page(request, principal, str(exc))) from None
 
 
 class _PageError(Exception):
@@ -192,7 +191,7 @@ def _guard(request: Request) -> tuple[Principal, Scope]:
     return grant.principal, grant.scope
 
 
-def refused_page(request: Request, principal: Principal, message: str) -> Response:
+def refused_page(request: Request, principal: Principal | None, message: str) -> Response:
     """The page a role may not open (403), in HTML."""
     return _render(request, principal, "error.html", 403, title="Not allowed", message=message)
 
@@ -1220,13 +1219,14 @@ def audit(request: Request) -> Response:
     filters = {k: q.get(k, "") for k in ("actor", "action", "resource", "resource_id")}
     before = _int_or_none(q.get("before"))
     with app.tx() as session:
-        events = dashboard.audit_page(
+        events = audit_log(
             session,
             actor_name=filters["actor"] or None,
             action=filters["action"] or None,
             resource=filters["resource"] or None,
             resource_id=filters["resource_id"] or None,
             before_id=before,
+            newest_first=True,
         )
         rows = [
             {

@@ -7,7 +7,6 @@ figures can be tested without a browser.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
 from typing import Any
 
 from fairshare.cases import SERVICES
@@ -119,7 +118,3 @@ def state_map(rows: Sequence[Mapping[str, Any]]) -> str:
 def reason_list(reasons: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     """An engine's reasons ({code, text}) as plain-language items."""
     return [{"code": str(r.get("code", "")), "text": str(r.get("text", ""))} for r in reasons]
-
-
-def waiting_days(registered_on: date, today: date) -> int:
-    return (today - registered_on).days
