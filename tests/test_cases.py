@@ -22,6 +22,7 @@ from fairshare.cases import (
     parse_cases,
     parse_destinations,
     parse_problem_input,
+    parse_problem_json,
 )
 from fairshare.errors import InputError
 
@@ -613,6 +614,89 @@ def _plain_case(cid: str, pid: str, **extra: object) -> dict[str, object]:
 def test_fast_path_agrees_on_ids_and_links_between_cases(raw: list[object]) -> None:
     fast, slow = _fast_and_slow(raw)
     assert fast == slow
+
+
+# The CLI's JSON fast path (cases decoded straight into their structs) gives what the JSON
+# parser and the full checks give, and falls back to them whenever a case has a problem.
+
+_DOC_VALUES = {
+    "key": _mostly([{"name": "population", "year": 2015}], [{"name": "nope"}, {}, 3]),
+    "ledger": _mostly([{"received": {"DE": 4}}, None], [{"received": {"XX": 1}}, []]),
+    "seed": _mostly([7, None], [-1, "7", 1.5]),
+    "destinations": _mostly(
+        [[{"id": "DE", "capacity": 5}, {"id": "SE", "capacity": 3}]],
+        [[{"id": "DE", "capacity": -5}, {"id": "SE", "capacity": 3}], "DE"],
+    ),
+    "extra": _mostly([None], ["unknown field"]),
+}
+
+
+def _through_json(doc: dict[str, object]) -> tuple[object, object, bool]:
+    import orjson
+
+    import fairshare.cases as cases_module
+
+    raw = orjson.dumps({k: v for k, v in doc.items() if k != "extra" or v is not None})
+    taken = False
+
+    def fast() -> object:
+        nonlocal taken
+        try:
+            problem = parse_problem_json(raw)
+            taken = problem is not None
+            return problem if problem is not None else parse_problem_input(orjson.loads(raw))
+        except ValidationError as err:
+            return err.problems
+
+    def slow() -> object:
+        cases_module.FAST_PATH = False
+        try:
+            return parse_problem_input(orjson.loads(raw))
+        except ValidationError as err:
+            return err.problems
+        finally:
+            cases_module.FAST_PATH = True
+
+    return fast(), slow(), taken
+
+
+@settings(max_examples=300)
+@given(
+    st.integers(1, 4).flatmap(lambda n: st.tuples(*(_raw_case(i) for i in range(n)))),
+    st.fixed_dictionaries(_DOC_VALUES),
+)
+def test_json_fast_path_agrees_with_the_full_checks(
+    raw: tuple[dict[str, object], ...], top: dict[str, object]
+) -> None:
+    doc = {**top, "cases": list(raw)}
+    fast, slow, _ = _through_json(doc)
+    assert fast == slow
+
+
+def test_json_fast_path_is_taken_for_plain_documents() -> None:
+    doc: dict[str, object] = {
+        "key": {"name": "population", "year": 2015},
+        "destinations": [{"id": "DE", "capacity": 5}, {"id": "SE", "capacity": 3}],
+        "cases": [
+            _plain_case("c0", "p0", preferences=["SE"], scores={"DE": 1}, linked_cases=["c1"]),
+            {
+                **_plain_case("c1", "p1"),
+                "members": [{"id": "p1", "age": 15, "vulnerabilities": ["pregnant"]}],
+                "family_links": [{"state": "SE", "relation": "spouse", "status": "resident"}],
+            },
+        ],
+        "seed": 3,
+    }
+    fast, slow, taken = _through_json(doc)
+    assert taken
+    assert fast == slow
+    # One unknown vocabulary word anywhere: the document is read the ordinary way.
+    doc["cases"][1]["members"][0]["vulnerabilities"] = ["pregnant", "Pregnant"]  # type: ignore[index]
+    fast, slow, taken = _through_json(doc)
+    assert not taken
+    assert fast == slow
+    assert isinstance(fast, list)
+    assert "/cases/1/members/0/vulnerabilities/1" in fast[0][0]
 
 
 @pytest.mark.parametrize("doc", ["docs/allocation.md", "docs/screening.md"])

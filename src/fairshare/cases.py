@@ -34,7 +34,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import msgspec
 
@@ -56,6 +56,7 @@ __all__ = [
     "parse_cases",
     "parse_destinations",
     "parse_problem_input",
+    "parse_problem_json",
     "unhcr_codes",
     "vulnerability_categories",
 ]
@@ -130,6 +131,21 @@ def unhcr_codes() -> dict[str, str]:
 NonBlank = Annotated[str, msgspec.Meta(pattern=r"\S")]
 Age = Annotated[int, msgspec.Meta(ge=0, le=MAX_AGE)]
 
+# The vocabularies as the shapes of the structs, so that msgspec checks them while it decodes
+# (a value outside them sends the case to the full checks, which say what is wrong).
+if TYPE_CHECKING:
+    Category: TypeAlias = str
+    Code: TypeAlias = str
+    StateCode: TypeAlias = str
+    Relation: TypeAlias = str
+    LinkStatus: TypeAlias = str
+else:
+    Category = Literal[tuple(vulnerability_categories())]
+    Code = Literal[tuple(unhcr_codes())]
+    StateCode = Literal[tuple(states())]
+    Relation = Literal[RELATIONS]
+    LinkStatus = Literal[LINK_STATUSES]
+
 
 class Person(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One member of a case.
@@ -145,8 +161,8 @@ class Person(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     age_uncertain: bool = False
     nationality: NonBlank | None = None
     languages: tuple[NonBlank, ...] = ()
-    vulnerabilities: tuple[NonBlank, ...] = ()
-    unhcr_codes: tuple[NonBlank, ...] = ()
+    vulnerabilities: tuple[Category, ...] = ()
+    unhcr_codes: tuple[Code, ...] = ()
 
 
 class FamilyLink(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -158,8 +174,8 @@ class FamilyLink(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """
 
     state: str
-    relation: str
-    status: str
+    relation: Relation
+    status: LinkStatus
     desired: bool = True
 
 
@@ -175,7 +191,7 @@ class Case(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     id: NonBlank
     members: Annotated[tuple[Person, ...], msgspec.Meta(min_length=1)]
-    entry_state: str
+    entry_state: StateCode
     registered_on: date
     family_links: tuple[FamilyLink, ...] = ()
     linked_cases: tuple[NonBlank, ...] = ()
@@ -628,27 +644,16 @@ FAST_PATH = True
 _CASES = list[Case]
 
 
-def _plain_person(person: Person) -> bool:
-    """Whether a person's declared categories and codes are known, canonical and unique."""
-    categories = vulnerability_categories()
-    codes = unhcr_codes()
-    declared = person.vulnerabilities
-    coded = person.unhcr_codes
-    return (
-        all(v in categories for v in declared)
-        and all(c in codes for c in coded)
-        and len(set(declared)) == len(declared)
-        and len(set(coded)) == len(coded)
-    )
-
-
 def _plain(case: Case, known: frozenset[str] | None) -> bool:
-    """Whether a case that has the right shape (checked by msgspec) also passes every check
-    of :func:`_case` that the shape cannot express; ``False`` sends it to the full checks."""
-    if case.entry_state not in states():
-        return False
+    """Whether a case that has the right shape (checked by msgspec, vocabularies included)
+    also passes every check of :func:`_case` that the shape cannot express; ``False`` sends
+    it to the full checks."""
     for person in case.members:
-        if (person.vulnerabilities or person.unhcr_codes) and not _plain_person(person):
+        declared = person.vulnerabilities
+        if declared and len(set(declared)) != len(declared):
+            return False
+        coded = person.unhcr_codes
+        if coded and len(set(coded)) != len(coded):
             return False
     if not (
         case.family_links or case.linked_cases or case.preferences or case.scores or case.excluded
@@ -656,8 +661,6 @@ def _plain(case: Case, known: frozenset[str] | None) -> bool:
         return True  # the commonest case: nothing else to check
     for link in case.family_links:
         if not (link.state in states() or (known is not None and link.state in known)):
-            return False
-        if link.relation not in RELATIONS or link.status not in LINK_STATUSES:
             return False
     linked = case.linked_cases
     preferences = case.preferences
@@ -706,13 +709,26 @@ def _fast_cases(items: Sequence[Any], known: frozenset[str] | None) -> list[Case
     return cases
 
 
+class _NotPlainError(Exception):
+    """Cases decoded straight from JSON failed a check that the shape cannot express."""
+
+
 def _cases(
-    check: _Checker, data: object, pointer: Pointer, destination_ids: Collection[str] | None
+    check: _Checker,
+    data: object,
+    pointer: Pointer,
+    destination_ids: Collection[str] | None,
+    decoded: bool = False,
 ) -> list[Case]:
     items = check.sequence(data, pointer)
     if items is None:
         return []
     known = None if destination_ids is None else frozenset(destination_ids)
+    if decoded:  # already Case structs (parse_problem_json): only the checks left to run
+        fast = _fast_cases(items, known)
+        if fast is None:
+            raise _NotPlainError
+        return fast
     if FAST_PATH:
         fast = _fast_cases(items, known)
         if fast is not None:
@@ -882,11 +898,53 @@ def parse_destinations(data: object) -> list[Destination]:
     return out
 
 
+class _Document(msgspec.Struct, forbid_unknown_fields=True):
+    """The input document with its cases typed, for :func:`parse_problem_json`."""
+
+    key: Any
+    destinations: Any
+    cases: list[Case]
+    ledger: Any = None
+    seed: Any = None
+
+
+def parse_problem_json(raw: bytes) -> AllocationInput | None:
+    """The input document from its JSON text, when every case is plainly valid.
+
+    The cases are decoded straight into their structs (msgspec checks their shape and
+    vocabularies while it decodes: 100,000 cases in a third of a second); key, ledger and
+    destinations are then checked as :func:`parse_problem_input` checks them, and may raise
+    its :class:`ValidationError`. Returns ``None`` when the text is not such a document (bad
+    JSON, a case with any problem): read it with a JSON parser and call
+    :func:`parse_problem_input`, which reports every problem where it is.
+    """
+    if not FAST_PATH:
+        return None
+    try:
+        top = msgspec.json.decode(raw, type=_Document)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    doc: dict[str, Any] = {"key": top.key, "destinations": top.destinations, "cases": top.cases}
+    # Absent and null are the same to parse_problem_input for these two.
+    if top.ledger is not None:
+        doc["ledger"] = top.ledger
+    if top.seed is not None:
+        doc["seed"] = top.seed
+    try:
+        return _parse_input(doc, decoded=True)
+    except _NotPlainError:
+        return None
+
+
 def parse_problem_input(doc: Mapping[str, Any]) -> AllocationInput:
     """Validate a whole allocation input document (key, ledger, destinations, cases, seed).
 
     Every problem in every section is reported at once, in one :class:`ValidationError`.
     """
+    return _parse_input(doc)
+
+
+def _parse_input(doc: Mapping[str, Any], decoded: bool = False) -> AllocationInput:
     check = _Checker()
     top = check.mapping(doc, "", _INPUT_FIELDS)
     if top is None:
@@ -925,7 +983,7 @@ def parse_problem_input(doc: Mapping[str, Any]) -> AllocationInput:
         if isinstance(d, Mapping) and isinstance(d.get("parent"), str) and d["parent"] not in ids
     ]
     ids = list(dict.fromkeys(ids))
-    cases = _cases(check, top.get("cases", []), "/cases", ids)
+    cases = _cases(check, top.get("cases", []), "/cases", ids, decoded)
     received: dict[str, int] = {}
     largest_case = 0
     if top.get("ledger") is not None:

@@ -42,6 +42,7 @@ from fairshare.storage import (
     atomic_write_text,
     load_key,
     load_ledger,
+    read_bytes,
     read_destinations,
     read_json,
     read_text,
@@ -915,9 +916,20 @@ def _allocate_command(
     destinations: Path | None,
     explain: int,
 ) -> None:
-    from fairshare.allocate import allocate_document
+    from fairshare.allocate import allocate, allocate_document
+    from fairshare.cases import parse_problem_json
 
-    doc = read_json(input_file, "input file")
+    raw = read_bytes(input_file, "input file")
+    if destinations is None:
+        # The fast path: cases decoded straight into their types; any problem in them sends
+        # the document through the ordinary reading below, which reports it where it is.
+        problem = parse_problem_json(raw)
+        if problem is not None:
+            _write_allocation(
+                allocate(problem, seed=seed).to_dict(), output_format, output, explain
+            )
+            return
+    doc = read_json(input_file, "input file", raw)
     if not isinstance(doc, dict):
         raise InputError(
             f"{input_file}: the input must be a JSON object with key, destinations and cases"
@@ -943,6 +955,12 @@ def _allocate_command(
                 pointer = f"{where} ({column})" if column else where
             problems.append((pointer, message))
         raise ValidationError(problems) from None
+    _write_allocation(result, output_format, output, explain)
+
+
+def _write_allocation(
+    result: dict[str, Any], output_format: AllocateFormat, output: Path | None, explain: int
+) -> None:
     if output_format is AllocateFormat.json:
         # Compact (orjson; Python's encoder is 4x slower with indentation: 70 MB for 100,000
         # cases); pipe through `python -m json.tool` or jq to read it.
