@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from fairshare.cases import SERVICES, Case, Person, unhcr_codes, vulnerability_categories
 from fairshare.errors import InputError
 from fairshare.screening import (
+    ScreenedCases,
     category_of_unhcr_code,
     counts_as_minor,
     screen_case,
@@ -315,3 +316,12 @@ def test_screening_many_cases_at_once_is_screening_each(batch: list[Case], prefi
     # Twice the batch, so that the second half is screened from the templates of the first.
     doubled = renamed + [Case(c.id + "b", c.members, "IT", DAY) for c in renamed]
     assert screen_cases(doubled) == [screen_case(c) for c in doubled]
+    # The parts the allocation reads without the whole screening are the same too.
+    batch_of = ScreenedCases(doubled)
+    for i, case in enumerate(doubled):
+        alone = screen_case(case)
+        assert batch_of.tier[i] == alone.tier
+        assert batch_of.needs_of(i) == alone.needs
+        assert batch_of.needs[i].tolist() == [alone.needs.get(s, 0) for s in SERVICES]
+        assert batch_of.tier_text(i) == alone.reasons[-1][1]
+        assert batch_of.need_texts(i) == [t for c, t in alone.reasons if c.startswith("need.")]

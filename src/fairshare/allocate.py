@@ -54,7 +54,7 @@ from fairshare.errors import InputError
 from fairshare.keys import KeyDefinition, compute_key, load_key
 from fairshare.reference import states as known_states
 from fairshare.responsibility import Binding, binding_destination, linked_groups
-from fairshare.screening import Screening, screen_cases
+from fairshare.screening import ScreenedCases
 
 __all__ = [
     "FORMAT",
@@ -86,8 +86,8 @@ REASON_CODES: tuple[str, ...] = (
 
 _REASON_ORDER = {code: k for k, code in enumerate(REASON_CODES)}
 
-#: Whether the commonest cases are explained by a shortcut (:meth:`_Explainer._simple`); the
-#: text is the same either way (a test compares both).
+#: Whether the commonest cases are explained by a shortcut (in
+#: :meth:`_Explainer.assignments`); the text is the same either way (a test compares both).
 FAST_EXPLAIN = True
 
 _SERVICE_WORDS = {
@@ -110,6 +110,17 @@ def case_draw(seed: int, case_id: str) -> int:
     """
     digest = hashlib.blake2b(f"{seed}:{case_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
+
+
+def _case_draws(seed: int, case_ids: Sequence[str]) -> list[int]:
+    """:func:`case_draw` of many cases (the same numbers, without a call per case)."""
+    blake2b = hashlib.blake2b
+    from_bytes = int.from_bytes
+    prefix = f"{seed}:"
+    return [
+        from_bytes(blake2b((prefix + cid).encode(), digest_size=8).digest(), "big") >> 1
+        for cid in case_ids
+    ]
 
 
 def _ordinal(n: int) -> str:
@@ -198,11 +209,12 @@ def allocate(
     )
     definition, shares, key_year = _key_result(problem, participating, key_definition)
     cases = problem.cases
-    screenings = screen_cases(cases)
+    screened = ScreenedCases(cases)
     # A family link may name a state or one of the regions given as destinations.
     reachable = set(participating) | {d.id for d in dests if d.participating}
     bindings: list[Binding | None] = [
-        binding_destination(c, s, reachable) for c, s in zip(cases, screenings, strict=True)
+        binding_destination(c, screened.screening(i), reachable) if c.family_links else None
+        for i, c in enumerate(cases)
     ]
     groups = linked_groups(cases)
     group_of: dict[str, int] = {}
@@ -212,30 +224,39 @@ def allocate(
     _family_procedure(cases, bindings, groups)
     n = len(cases)
     index_of_dest = {d.id: i for i, d in enumerate(dests)}
+    matches: dict[str, list[int]] = {}
 
     def matching(name: str) -> list[int]:
-        if name in index_of_dest:
-            return [index_of_dest[name]]
-        return [i for i, s in enumerate(dest_state) if s == name]
+        found = matches.get(name)
+        if found is None:
+            if name in index_of_dest:
+                found = [index_of_dest[name]]
+            else:
+                found = [i for i, s in enumerate(dest_state) if s == name]
+            matches[name] = found
+        return found
 
     def state_of(name: str) -> str:
         return dest_state[index_of_dest[name]] if name in index_of_dest else name
 
+    bound = [i for i, b in enumerate(bindings) if b is not None]
     binding_states = tuple(dict.fromkeys(state_of(b.state) for b in bindings if b is not None))
     binding_code = np.full(n, NO_BINDING, dtype=np.int64)
     excluded: list[tuple[int, int]] = []
+    for i in bound:
+        b = bindings[i]
+        assert b is not None
+        bound_state = state_of(b.state)
+        binding_code[i] = binding_states.index(bound_state) if b.available else BINDING_UNAVAILABLE
+        if b.available and b.state != bound_state:
+            # Bound to one region: the state's other destinations are ruled out.
+            excluded.extend((i, d) for d in matching(bound_state) if dests[d].id != b.state)
     prefs: list[tuple[int, int, int]] = []
     score_at: list[tuple[int, int]] = []
     score_value: list[float] = []
-    for i, (case, b) in enumerate(zip(cases, bindings, strict=True)):
-        if b is not None:
-            bound_state = state_of(b.state)
-            binding_code[i] = (
-                binding_states.index(bound_state) if b.available else BINDING_UNAVAILABLE
-            )
-            if b.available and b.state != bound_state:
-                # Bound to one region: the state's other destinations are ruled out.
-                excluded.extend((i, d) for d in matching(bound_state) if dests[d].id != b.state)
+    wishing = [i for i, c in enumerate(cases) if c.excluded or c.preferences or c.scores]
+    for i in wishing:
+        case = cases[i]
         for ex in case.excluded:
             excluded.extend((i, d) for d in matching(ex.state))
         for rank, name in enumerate(case.preferences):
@@ -244,7 +265,8 @@ def allocate(
             for d in matching(name):
                 score_at.append((i, d))
                 score_value.append(float(value))
-    no_needs = [0] * len(SERVICES)
+    # Case by case (a region's exclusions by binding first), as one pass over the cases gives.
+    excluded.sort(key=lambda pair: pair[0])
     received = dict(problem.received)
     before = _region_before(dests, dest_state, received, chosen_seed)
     columns = ColumnarProblem(
@@ -257,15 +279,14 @@ def allocate(
         participating=np.array([d.participating for d in dests], dtype=bool),
         before=np.array(before, dtype=np.int64),
         shares=shares,
-        size=np.array([c.size for c in cases], dtype=np.int64),
-        tier=np.array([s.tier for s in screenings], dtype=np.int64),
-        needs=np.array(
-            [[s.needs.get(v, 0) for v in SERVICES] if s.needs else no_needs for s in screenings],
-            dtype=np.int64,
-        ).reshape(n, len(SERVICES)),
-        registered=np.array([c.registered_on.toordinal() for c in cases], dtype=np.int64),
-        draw=np.array([case_draw(chosen_seed, c.id) for c in cases], dtype=np.int64),
-        group=np.array([group_of[c.id] for c in cases], dtype=np.int64),
+        size=np.fromiter((len(c.members) for c in cases), dtype=np.int64, count=n),
+        tier=screened.tier,
+        needs=screened.needs.reshape(n, len(SERVICES)),
+        registered=np.fromiter(
+            (c.registered_on.toordinal() for c in cases), dtype=np.int64, count=n
+        ),
+        draw=np.array(_case_draws(chosen_seed, [c.id for c in cases]), dtype=np.int64),
+        group=np.fromiter((group_of[c.id] for c in cases), dtype=np.int64, count=n),
         binding_states=binding_states,
         binding=binding_code,
         excluded=np.array(excluded, dtype=np.int64).reshape(-1, 2),
@@ -275,7 +296,7 @@ def allocate(
         largest_unit=problem.largest_case if largest_case is None else largest_case,
     )
     result = solve_columns(columns, seed=chosen_seed)
-    explainer = _Explainer(problem, columns, result, screenings, bindings, groups, chosen_seed)
+    explainer = _Explainer(problem, columns, result, screened, bindings, groups, chosen_seed)
     document = {
         "format": FORMAT,
         "version": VERSION,
@@ -415,7 +436,7 @@ class _Explainer:
         problem: AllocationInput,
         columns: ColumnarProblem,
         result: ColumnarResult,
-        screenings: Sequence[Screening],
+        screened: ScreenedCases,
         bindings: Sequence[Binding | None],
         groups: Sequence[tuple[str, ...]],
         seed: int,
@@ -423,7 +444,7 @@ class _Explainer:
         self.problem = problem
         self.cols = columns
         self.result = result
-        self.screenings = screenings
+        self.screened = screened
         self.bindings = bindings
         self.groups = {cid: g for g in groups for cid in g}
         self.seed = seed
@@ -467,10 +488,12 @@ class _Explainer:
             row["share"] = share
             row["fair"] = None if share is None else share * total
             row["after"] = row["before"] + row["placed"]
-        for i, case in enumerate(self.problem.cases):
-            b = self.bindings[i]
+        cases = self.problem.cases
+        for i, b in enumerate(self.bindings):
             if b is not None and self.result.destination[i] >= 0:
-                rows[self.cols.dest_state[int(self.result.destination[i])]]["bound"] += case.size
+                rows[self.cols.dest_state[int(self.result.destination[i])]]["bound"] += len(
+                    cases[i].members
+                )
         return rows
 
     def _share(self, state: str) -> Fraction | None:
@@ -645,7 +668,7 @@ class _Explainer:
                         sum(
                             c.scores.get(self.cols.dest_ids[int(r.destination[i])], 0.0)
                             for i, c in enumerate(cases)
-                            if r.destination[i] >= 0
+                            if c.scores and r.destination[i] >= 0
                         )
                     ),
                     9,
@@ -660,22 +683,19 @@ class _Explainer:
 
     def waiting(self) -> dict[str, Any]:
         r = self.result
-        by_code: dict[str, int] = {}
-        persons = 0
-        count = 0
         codes = {
             WAIT_CAPACITY: "waiting_capacity",
             WAIT_SERVICE: "waiting_service",
             WAIT_LINK: "waiting_link",
         }
-        for i, case in enumerate(self.problem.cases):
-            if r.destination[i] >= 0:
-                continue
-            count += 1
-            persons += case.size
-            code = codes[int(r.wait[i])]
-            by_code[code] = by_code.get(code, 0) + 1
-        return {"cases": count, "persons": persons, "by_code": dict(sorted(by_code.items()))}
+        out = r.destination < 0
+        found = np.unique(r.wait[out], return_counts=True)
+        by_code = {codes[int(w)]: int(k) for w, k in zip(*found, strict=True)}
+        return {
+            "cases": int(out.sum()),
+            "persons": int(self.cols.size[out].sum()),
+            "by_code": dict(sorted(by_code.items())),
+        }
 
     # -- per case ---------------------------------------------------------------------------
 
@@ -693,53 +713,92 @@ class _Explainer:
 
     def assignments(self) -> list[dict[str, Any]]:
         r = self.result
+        c = self.cols
         # Plain lists: indexing numpy arrays one case at a time is slow.
         self._destination: list[int] = r.destination.tolist()
         self._tie_draw: list[bool] = r.tie_draw.tolist()
         self._wait: list[int] = r.wait.tolist()
+        self._tier: list[int] = self.screened.tier.tolist()
         self._priority: dict[str, str] = {}
         self._waiting_text: dict[tuple[int, int], tuple[str, str]] = {}
         self._why_not_text: dict[tuple[int, tuple[str, ...]], str] = {}
-        return [self._assignment(i, case) for i, case in enumerate(self.problem.cases)]
+        cases = self.problem.cases
+        if not FAST_EXPLAIN:
+            return [self._assignment(i, case) for i, case in enumerate(cases)]
+        # The commonest case by a shortcut: alone (no linked case), no family link, service
+        # need, exclusion, preference or score; the same text as the general path
+        # (tests/test_allocate_properties.py compares them).
+        alone = np.bincount(c.group, minlength=len(cases))[c.group] == 1
+        simple = alone & (c.binding == NO_BINDING) & ~c.needs.any(axis=1)
+        for rows in (c.excluded, c.preferences, c.score_at):
+            simple[rows[:, 0]] = False
+        plain: list[bool] = simple.tolist()
+        kind_of = self.screened.kind_of
+        dest_ids, dest_state = c.dest_ids, c.dest_state
+        priority_of_kind: dict[int, str | None] = {}
+        fair: dict[int, tuple[str, str] | None] = {}
+        room: dict[int, tuple[str, str]] = {}
+        out: list[dict[str, Any]] = []
+        append = out.append
+        for i, case in enumerate(cases):
+            d = self._destination[i]
+            if not plain[i] or (d < 0 and self._wait[i] != WAIT_CAPACITY):
+                append(self._assignment(i, case))
+                continue
+            k = kind_of[i]
+            if k in priority_of_kind:
+                text = priority_of_kind[k]
+            else:
+                shared = self.screened.shared_tier_text(k)
+                text = priority_of_kind[k] = (
+                    None if shared is None else self._priority_of(shared, self._tier[i])
+                )
+            if text is None:
+                text = self._priority_text(i)
+            reasons = [{"code": "priority", "text": text}]
+            size = len(case.members)
+            if d >= 0:
+                if d not in fair:
+                    words = self._fair_share_text(dest_state[d])
+                    fair[d] = None if words is None else ("fair_share", words)
+                reason = fair[d]
+                if reason is not None:
+                    reasons.append({"code": reason[0], "text": reason[1]})
+            else:
+                if size not in room:
+                    room[size] = self._waiting_reasons(i, case, None)[0]
+                code, words = room[size]
+                reasons.append({"code": code, "text": words})
+            if self._tie_draw[i]:
+                code, words = self._tie_reason(case, d)
+                # tie_draw comes after fair_share and before the waiting codes.
+                if d >= 0:
+                    reasons.append({"code": code, "text": words})
+                else:
+                    reasons.insert(1, {"code": code, "text": words})
+            append(
+                {
+                    "case": case.id,
+                    "destination": dest_ids[d] if d >= 0 else None,
+                    "state": dest_state[d] if d >= 0 else None,
+                    "tier": self._tier[i],
+                    "persons": size,
+                    "reasons": reasons,
+                }
+            )
+        return out
 
-    def _priority_text(self, screening: Screening) -> str:
-        code, tier_text = screening.reasons[-1]  # screening ends with the tier
-        if code != "tier":  # pragma: no cover - screen_case always ends with the tier
-            tier_text = next(text for code, text in screening.reasons if code == "tier")
+    def _priority_of(self, tier_text: str, tier: int) -> str:
         known = self._priority.get(tier_text)
         if known is None:
             text = tier_text
-            if screening.tier < 3:
+            if tier < 3:
                 text += "; it ranks before every lower tier"
             known = self._priority[tier_text] = text[0].upper() + text[1:]
         return known
 
-    def _simple(self, i: int, case: Case, d: int) -> list[tuple[str, str]] | None:
-        """The reasons of the commonest case (alone, no link, need, exclusion or wish, placed
-        or waiting for room), or ``None`` for the general path; the same text either way
-        (``tests/test_allocate_properties.py`` compares them)."""
-        if (
-            self.bindings[i] is not None
-            or case.excluded
-            or case.preferences
-            or case.scores
-            or self.screenings[i].needs
-            or len(self.groups.get(case.id, ())) > 1
-        ):
-            return None
-        reasons = [("priority", self._priority_text(self.screenings[i]))]
-        if d >= 0:
-            text = self._fair_share_text(self.cols.dest_state[d])
-            if text is not None:
-                reasons.append(("fair_share", text))
-        elif self._wait[i] == WAIT_CAPACITY:
-            reasons.extend(self._waiting_reasons(i, case, None))
-        else:
-            return None
-        if self._tie_draw[i]:
-            reasons.append(self._tie_reason(case, d))
-            reasons.sort(key=lambda item: _REASON_ORDER[item[0]])
-        return reasons
+    def _priority_text(self, i: int) -> str:
+        return self._priority_of(self.screened.tier_text(i), self._tier[i])
 
     def _tie_reason(self, case: Case, d: int) -> tuple[str, str]:
         day = case.registered_on.isoformat()
@@ -752,24 +811,14 @@ class _Explainer:
 
     def _assignment(self, i: int, case: Case) -> dict[str, Any]:
         d = self._destination[i]
-        screening = self.screenings[i]
-        simple = self._simple(i, case, d) if FAST_EXPLAIN else None
-        if simple is not None:
-            return {
-                "case": case.id,
-                "destination": self.cols.dest_ids[d] if d >= 0 else None,
-                "state": self.cols.dest_state[d] if d >= 0 else None,
-                "tier": screening.tier,
-                "persons": case.size,
-                "reasons": [{"code": code, "text": text} for code, text in simple],
-            }
-        reasons: list[tuple[str, str]] = [("priority", self._priority_text(screening))]
-        if screening.needs:
+        reasons: list[tuple[str, str]] = [("priority", self._priority_text(i))]
+        case_needs = self.screened.needs_of(i)
+        if case_needs:
             needs = ", ".join(
                 f"{n} {_SERVICE_WORDS[s]} place{'s' if n > 1 else ''}"
-                for s, n in screening.needs.items()
+                for s, n in case_needs.items()
             )
-            detail = "; ".join(text for code, text in screening.reasons if code.startswith("need."))
+            detail = "; ".join(self.screened.need_texts(i))
             where = f"; {self.cols.dest_ids[d]} had them free" if d >= 0 else ""
             reasons.append(("needs", f"Needs {needs}: {detail}{where}"))
         b = self.bindings[i]
@@ -807,7 +856,7 @@ class _Explainer:
             "case": case.id,
             "destination": self.cols.dest_ids[d] if d >= 0 else None,
             "state": self.cols.dest_state[d] if d >= 0 else None,
-            "tier": screening.tier,
+            "tier": self._tier[i],
             "persons": case.size,
             "reasons": [{"code": code, "text": text} for code, text in reasons],
         }
@@ -941,7 +990,7 @@ class _Explainer:
         if code == WAIT_SERVICE:
             needs: dict[str, int] = {}
             for k in members:
-                for s, n in self.screenings[k].needs.items():
+                for s, n in self.screened.needs_of(k).items():
                     needs[s] = needs.get(s, 0) + n
             lacking = [
                 s

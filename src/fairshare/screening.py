@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import yaml
 
 from fairshare.cases import SERVICES, Case, Person, unhcr_codes, vulnerability_categories
@@ -40,6 +42,7 @@ from fairshare.errors import InputError
 from fairshare.reference import read_data_file
 
 __all__ = [
+    "ScreenedCases",
     "Screening",
     "ScreeningRules",
     "category_of_unhcr_code",
@@ -355,9 +358,11 @@ def _format(text: str) -> str | None:
 class _CaseTemplate:
     """What screening says of every case whose members are alike in :func:`_class`."""
 
-    __slots__ = ("categories", "needs", "plain", "tail", "tier", "unaccompanied")
+    __slots__ = ("categories", "names_members", "needs", "plain", "tail", "tier", "unaccompanied")
 
     def __init__(self, members: Sequence[Person], r: ScreeningRules) -> None:
+        #: Whether any member has reasons of their own (categories, codes, a minor's age).
+        self.names_members = any(_class(p, r) is not None for p in members)
         stand_in = _stand_in(members)
         s = screen_case(stand_in, r)
         self.tier = s.tier
@@ -388,64 +393,143 @@ def _own_reasons(person: Person, r: ScreeningRules) -> tuple[_Reason, ...]:
     return tuple((code, text, _format(text)) for code, text in s.reasons if code in _OWN_REASONS)
 
 
-def screen_cases(cases: Sequence[Case], rules: ScreeningRules | None = None) -> list[Screening]:
-    """Screen many cases; the same as ``[screen_case(c) for c in cases]``, only faster.
+class ScreenedCases:
+    """The screening of a batch of cases, worked out once per kind of case.
 
     Screening reads only the members' ages, declared categories and codes, so the reasons
     about each kind of person, and what follows for each kind of case (unaccompanied minors,
     service places, the tier), are worked out once and reused with each case's own person
-    ids (``tests/test_screening.py`` checks the equality).
+    ids. The tiers and service places of every case are ready at once (:attr:`tier`,
+    :attr:`needs`, for the allocation engine); the full :class:`Screening` of a case, with its
+    reasons in words, is made only when asked for (:meth:`screening`, :meth:`tier_text`,
+    :meth:`need_texts`). ``tests/test_screening.py`` checks that every part equals
+    :func:`screen_case`.
     """
-    r = rules or screening_rules()
-    kinds: dict[tuple[Any, ...], _CaseTemplate] = {}
-    own: dict[tuple[Any, ...], tuple[_Reason, ...]] = {}
-    out: list[Screening] = []
-    for case in cases:
+
+    def __init__(self, cases: Sequence[Case], rules: ScreeningRules | None = None) -> None:
+        r = self.rules = rules or screening_rules()
+        self.cases = cases
+        adult = r.minor_below_age
+        index: dict[tuple[Any, ...], int] = {}
+        #: One entry per kind: a template, or the screening of a case screened on its own.
+        self.kinds: list[_CaseTemplate | Screening] = []
+        kind_of: list[int] = []
+        self._own: dict[tuple[Any, ...], tuple[_Reason, ...]] = {}
+        for case in cases:
+            # What screening reads of each member (see _class): None for an adult with
+            # nothing declared, the commonest member by far.
+            key = tuple(
+                [
+                    None
+                    if (
+                        p.age is not None
+                        and p.age >= adult
+                        and not p.vulnerabilities
+                        and not p.unhcr_codes
+                        and not p.age_uncertain
+                    )
+                    else _class(p, r)
+                    for p in case.members
+                ]
+            )
+            k = index.get(key)
+            if k is None:
+                k = len(self.kinds)
+                if any(_MARK in p.id for p in case.members):
+                    self.kinds.append(screen_case(case, r))  # ids that clash with the marker
+                else:
+                    index[key] = k
+                    self.kinds.append(_CaseTemplate(case.members, r))
+            kind_of.append(k)
+        #: The kind of every case (an index into :attr:`kinds`).
+        self.kind_of = kind_of
+        tiers = np.array([kind.tier for kind in self.kinds], dtype=np.int64)
+        needs = np.array(
+            [[kind.needs.get(s, 0) for s in SERVICES] for kind in self.kinds], dtype=np.int64
+        ).reshape(len(self.kinds), len(SERVICES))
+        #: Priority tier of every case.
+        kinds = np.array(kind_of, dtype=np.int64)
+        self.tier: npt.NDArray[np.int64] = tiers[kinds]
+        #: Service places of every case, one column per :data:`SERVICES`.
+        self.needs: npt.NDArray[np.int64] = needs[kinds]
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def needs_of(self, i: int) -> Mapping[str, int]:
+        """The service places case ``i`` needs (shared with its kind: do not change it)."""
+        return self.kinds[self.kind_of[i]].needs
+
+    def _tail(self, i: int, codes: Callable[[str], bool]) -> list[tuple[str, str]]:
+        kind = self.kinds[self.kind_of[i]]
+        if isinstance(kind, Screening):
+            return [(code, text) for code, text in kind.reasons if codes(code)]
+        chosen = [item for item in kind.tail if codes(item[0])]
+        if all(fmt is None for _, _, fmt in chosen):
+            return [(code, text) for code, text, _ in chosen]
+        ids = [p.id for p in self.cases[i].members]
+        return [(code, text if fmt is None else fmt.format(*ids)) for code, text, fmt in chosen]
+
+    def shared_tier_text(self, k: int) -> str | None:
+        """The reason about the tier of every case of kind ``k``, if it names no member."""
+        kind = self.kinds[k]
+        if isinstance(kind, Screening):
+            return None
+        code, text, fmt = kind.tail[-1]  # screening ends with the tier
+        return text if code == "tier" and fmt is None else None
+
+    def tier_text(self, i: int) -> str:
+        """The reason about case ``i``'s tier (the last reason of its screening)."""
+        return self._tail(i, "tier".__eq__)[-1][1]
+
+    def need_texts(self, i: int) -> list[str]:
+        """The reasons about the service places case ``i`` needs, in order."""
+        return [text for _, text in self._tail(i, _is_need)]
+
+    def screening(self, i: int) -> Screening:
+        """The full screening of case ``i``, equal to ``screen_case(cases[i])``."""
+        kind = self.kinds[self.kind_of[i]]
+        if isinstance(kind, Screening):
+            return kind
+        case = self.cases[i]
+        r = self.rules
         members = case.members
-        classes = [_class(p, r) for p in members]
-        key = tuple(classes)
-        template = kinds.get(key)
-        if template is not None and template.plain is not None and not any(classes):
-            # Adults with nothing declared: no reason names a member (tier 3).
-            out.append(
-                Screening(
-                    case_id=case.id,
-                    tier=template.tier,
-                    needs=dict(template.needs),
-                    categories=dict(zip([p.id for p in members], template.categories, strict=True)),
-                    reasons=template.plain,
-                )
-            )
-            continue
-        if template is None:
-            if any(_MARK in p.id for p in members):
-                out.append(screen_case(case, r))
-                continue
-            template = kinds[key] = _CaseTemplate(members, r)
         ids = [p.id for p in members]
-        reasons: list[tuple[str, str]] = []
-        for j, p in enumerate(members):
-            if classes[j] is None:
-                continue
-            signature = (p.age, p.age_uncertain, p.vulnerabilities, p.unhcr_codes)
-            mine = own.get(signature)
-            if mine is None:
-                mine = own[signature] = _own_reasons(p, r)
-            for code, text, fmt in mine:
-                reasons.append((code, text if fmt is None else fmt.format(p.id)))
-            extra = template.unaccompanied.get(j)
-            if extra is not None:
-                code, text, fmt = extra
-                reasons.append((code, text if fmt is None else fmt.format(*ids)))
-        for code, text, fmt in template.tail:
-            reasons.append((code, text if fmt is None else fmt.format(*ids)))
-        out.append(
-            Screening(
-                case_id=case.id,
-                tier=template.tier,
-                needs=dict(template.needs),
-                categories=dict(zip(ids, template.categories, strict=True)),
-                reasons=tuple(reasons),
-            )
+        if kind.plain is not None and not kind.unaccompanied and not kind.names_members:
+            reasons: tuple[tuple[str, str], ...] | list[tuple[str, str]] = kind.plain
+        else:
+            found: list[tuple[str, str]] = []
+            for j, p in enumerate(members):
+                if _class(p, r) is None:
+                    continue
+                signature = (p.age, p.age_uncertain, p.vulnerabilities, p.unhcr_codes)
+                mine = self._own.get(signature)
+                if mine is None:
+                    mine = self._own[signature] = _own_reasons(p, r)
+                for code, text, fmt in mine:
+                    found.append((code, text if fmt is None else fmt.format(p.id)))
+                extra = kind.unaccompanied.get(j)
+                if extra is not None:
+                    code, text, fmt = extra
+                    found.append((code, text if fmt is None else fmt.format(*ids)))
+            for code, text, fmt in kind.tail:
+                found.append((code, text if fmt is None else fmt.format(*ids)))
+            reasons = found
+        return Screening(
+            case_id=case.id,
+            tier=kind.tier,
+            needs=dict(kind.needs),
+            categories=dict(zip(ids, kind.categories, strict=True)),
+            reasons=tuple(reasons),
         )
-    return out
+
+
+def _is_need(code: str) -> bool:
+    return code.startswith("need.")
+
+
+def screen_cases(cases: Sequence[Case], rules: ScreeningRules | None = None) -> list[Screening]:
+    """Screen many cases; the same as ``[screen_case(c) for c in cases]``, only faster
+    (:class:`ScreenedCases`)."""
+    batch = ScreenedCases(cases, rules)
+    return [batch.screening(i) for i in range(len(batch))]
