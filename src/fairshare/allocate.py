@@ -720,6 +720,7 @@ class _Explainer:
         self._wait: list[int] = r.wait.tolist()
         self._tier: list[int] = self.screened.tier.tolist()
         self._priority: dict[str, str] = {}
+        self._priority_of_kind: dict[int, str | None] = {}
         self._waiting_text: dict[tuple[int, int], tuple[str, str]] = {}
         self._why_not_text: dict[tuple[int, tuple[str, ...]], str] = {}
         cases = self.problem.cases
@@ -733,9 +734,7 @@ class _Explainer:
         for rows in (c.excluded, c.preferences, c.score_at):
             simple[rows[:, 0]] = False
         plain: list[bool] = simple.tolist()
-        kind_of = self.screened.kind_of
         dest_ids, dest_state = c.dest_ids, c.dest_state
-        priority_of_kind: dict[int, str | None] = {}
         fair: dict[int, tuple[str, str] | None] = {}
         room: dict[int, tuple[str, str]] = {}
         out: list[dict[str, Any]] = []
@@ -745,17 +744,7 @@ class _Explainer:
             if not plain[i] or (d < 0 and self._wait[i] != WAIT_CAPACITY):
                 append(self._assignment(i, case))
                 continue
-            k = kind_of[i]
-            if k in priority_of_kind:
-                text = priority_of_kind[k]
-            else:
-                shared = self.screened.shared_tier_text(k)
-                text = priority_of_kind[k] = (
-                    None if shared is None else self._priority_of(shared, self._tier[i])
-                )
-            if text is None:
-                text = self._priority_text(i)
-            reasons = [{"code": "priority", "text": text}]
+            reasons = [{"code": "priority", "text": self._priority_text(i)}]
             size = len(case.members)
             if d >= 0:
                 if d not in fair:
@@ -798,7 +787,16 @@ class _Explainer:
         return known
 
     def _priority_text(self, i: int) -> str:
-        return self._priority_of(self.screened.tier_text(i), self._tier[i])
+        k = self.screened.kind_of[i]
+        known = self._priority_of_kind.get(k, "")
+        if known == "":
+            shared = self.screened.shared_tier_text(k)
+            known = self._priority_of_kind[k] = (
+                None if shared is None else self._priority_of(shared, self._tier[i])
+            )
+        if known is None:  # the text names members of the case
+            return self._priority_of(self.screened.tier_text(i), self._tier[i])
+        return known
 
     def _tie_reason(self, case: Case, d: int) -> tuple[str, str]:
         day = case.registered_on.isoformat()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -358,7 +358,16 @@ def _format(text: str) -> str | None:
 class _CaseTemplate:
     """What screening says of every case whose members are alike in :func:`_class`."""
 
-    __slots__ = ("categories", "names_members", "needs", "plain", "tail", "tier", "unaccompanied")
+    __slots__ = (
+        "categories",
+        "names_members",
+        "need_reasons",
+        "needs",
+        "plain",
+        "tail",
+        "tier",
+        "unaccompanied",
+    )
 
     def __init__(self, members: Sequence[Person], r: ScreeningRules) -> None:
         #: Whether any member has reasons of their own (categories, codes, a minor's age).
@@ -379,6 +388,10 @@ class _CaseTemplate:
             else:
                 tail.append((code, text, _format(text)))
         self.tail = tuple(tail)
+        if not tail or tail[-1][0] != "tier":  # pragma: no cover - screen_case ends so
+            raise AssertionError("a screening ends with its tier")
+        #: The reasons about service places, in order.
+        self.need_reasons = tuple(item for item in tail if item[0].startswith("need."))
         #: The reasons as they stand, when none of them names a member (else None).
         self.plain: tuple[tuple[str, str], ...] | None = (
             tuple((code, text) for code, text, _ in tail)
@@ -460,31 +473,34 @@ class ScreenedCases:
         """The service places case ``i`` needs (shared with its kind: do not change it)."""
         return self.kinds[self.kind_of[i]].needs
 
-    def _tail(self, i: int, codes: Callable[[str], bool]) -> list[tuple[str, str]]:
-        kind = self.kinds[self.kind_of[i]]
-        if isinstance(kind, Screening):
-            return [(code, text) for code, text in kind.reasons if codes(code)]
-        chosen = [item for item in kind.tail if codes(item[0])]
-        if all(fmt is None for _, _, fmt in chosen):
-            return [(code, text) for code, text, _ in chosen]
-        ids = [p.id for p in self.cases[i].members]
-        return [(code, text if fmt is None else fmt.format(*ids)) for code, text, fmt in chosen]
+    def _ids(self, i: int) -> list[str]:
+        return [p.id for p in self.cases[i].members]
 
     def shared_tier_text(self, k: int) -> str | None:
         """The reason about the tier of every case of kind ``k``, if it names no member."""
         kind = self.kinds[k]
         if isinstance(kind, Screening):
             return None
-        code, text, fmt = kind.tail[-1]  # screening ends with the tier
-        return text if code == "tier" and fmt is None else None
+        _, text, fmt = kind.tail[-1]
+        return text if fmt is None else None
 
     def tier_text(self, i: int) -> str:
         """The reason about case ``i``'s tier (the last reason of its screening)."""
-        return self._tail(i, "tier".__eq__)[-1][1]
+        kind = self.kinds[self.kind_of[i]]
+        if isinstance(kind, Screening):
+            return kind.reasons[-1][1]
+        _, text, fmt = kind.tail[-1]
+        return text if fmt is None else fmt.format(*self._ids(i))
 
     def need_texts(self, i: int) -> list[str]:
         """The reasons about the service places case ``i`` needs, in order."""
-        return [text for _, text in self._tail(i, _is_need)]
+        kind = self.kinds[self.kind_of[i]]
+        if isinstance(kind, Screening):
+            return [text for code, text in kind.reasons if code.startswith("need.")]
+        if not kind.need_reasons:
+            return []
+        ids = self._ids(i)
+        return [text if fmt is None else fmt.format(*ids) for _, text, fmt in kind.need_reasons]
 
     def screening(self, i: int) -> Screening:
         """The full screening of case ``i``, equal to ``screen_case(cases[i])``."""
@@ -522,10 +538,6 @@ class ScreenedCases:
             categories=dict(zip(ids, kind.categories, strict=True)),
             reasons=tuple(reasons),
         )
-
-
-def _is_need(code: str) -> bool:
-    return code.startswith("need.")
 
 
 def screen_cases(cases: Sequence[Case], rules: ScreeningRules | None = None) -> list[Screening]:
