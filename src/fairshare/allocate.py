@@ -23,7 +23,8 @@ reason code (docs/allocation.md lists them).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -295,8 +296,8 @@ def allocate(
         score_value=np.array(score_value, dtype=np.float64),
         largest_unit=problem.largest_case if largest_case is None else largest_case,
     )
-    result = solve_columns(columns, seed=chosen_seed)
-    explainer = _Explainer(problem, columns, result, screened, bindings, groups, chosen_seed)
+    explainer = _Explainer(problem, columns, screened, bindings, groups, chosen_seed)
+    explainer.set_result(_solve_beside(columns, chosen_seed, explainer.prepare))
     document = {
         "format": FORMAT,
         "version": VERSION,
@@ -316,6 +317,26 @@ def allocate(
         "waiting": explainer.waiting(),
     }
     return Allocation(document)
+
+
+#: Below this many cases the explanations are prepared after the solver, not beside it.
+PREPARE_BESIDE_MIN_CASES = 2_000
+
+
+def _solve_beside(columns: ColumnarProblem, seed: int, work: Callable[[], None]) -> ColumnarResult:
+    """Solve, and do ``work`` meanwhile.
+
+    The solver runs in a second thread: HiGHS releases the GIL while it works, so ``work``
+    (pure Python that does not depend on the solution) is done in that time instead of after
+    it. Neither reads what the other writes, so the result is the same as in one thread.
+    """
+    if columns.size.size < PREPARE_BESIDE_MIN_CASES:
+        work()
+        return solve_columns(columns, seed=seed)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairshare-solver") as pool:
+        future = pool.submit(solve_columns, columns, seed=seed)
+        work()
+        return future.result()
 
 
 def _family_procedure(
@@ -435,7 +456,6 @@ class _Explainer:
         self,
         problem: AllocationInput,
         columns: ColumnarProblem,
-        result: ColumnarResult,
         screened: ScreenedCases,
         bindings: Sequence[Binding | None],
         groups: Sequence[tuple[str, ...]],
@@ -443,22 +463,52 @@ class _Explainer:
     ) -> None:
         self.problem = problem
         self.cols = columns
-        self.result = result
         self.screened = screened
         self.bindings = bindings
         self.groups = {cid: g for g in groups for cid in g}
         self.seed = seed
-        d = columns
+        self.state_names = known_states()
+        self.dest_index = {x: i for i, x in enumerate(columns.dest_ids)}
+        self._tier: list[int] = screened.tier.tolist()
+        self._priority: dict[str, str] = {}
+        self._priority_of_kind: dict[int, str | None] = {}
+        self._priority_texts: list[str] = []
+        self._needs_texts: dict[int, str] = {}
+        self._plain: list[bool] = []
+
+    def prepare(self) -> None:
+        """What the explanations say whatever the solver decides: the priority and the needs
+        of every case, and which cases the shortcut in :meth:`assignments` explains (run
+        beside the solver, see :func:`_solve_beside`)."""
+        c = self.cols
+        n = len(self.problem.cases)
+        self._priority_texts = [self._priority_text(i) for i in range(n)]
+        for i in np.flatnonzero(c.needs.any(axis=1)).tolist():
+            needs = ", ".join(
+                f"{k} {_SERVICE_WORDS[s]} place{'s' if k > 1 else ''}"
+                for s, k in self.screened.needs_of(i).items()
+            )
+            self._needs_texts[i] = f"Needs {needs}: {'; '.join(self.screened.need_texts(i))}"
+        # The commonest case: alone (no linked case), no family link, service need,
+        # exclusion, preference or score.
+        alone = np.bincount(c.group, minlength=n)[c.group] == 1 if n else np.zeros(0, bool)
+        simple = alone & (c.binding == NO_BINDING) & ~c.needs.any(axis=1)
+        for rows in (c.excluded, c.preferences, c.score_at):
+            simple[rows[:, 0]] = False
+        self._plain = simple.tolist()
+
+    def set_result(self, result: ColumnarResult) -> None:
+        """The solver's decision, which the rest of the explanations depend on."""
+        self.result = result
+        d = self.cols
         self.placed = result.placed
         used = np.zeros_like(d.services)
         dest = result.destination
         np.add.at(used, dest[dest >= 0], d.needs[dest >= 0])
         self.free = d.capacity - self.placed
         self.free_services = d.services - used
-        self.state_names = known_states()
         placed_sizes = d.size[dest >= 0]
         self.M = max(int(d.largest_unit), int(placed_sizes.max()) if placed_sizes.size else 0)
-        self.dest_index = {x: i for i, x in enumerate(d.dest_ids)}
         self.state_rows = self._state_rows()
 
     # -- per destination / state -------------------------------------------------------------
@@ -718,22 +768,17 @@ class _Explainer:
         self._destination: list[int] = r.destination.tolist()
         self._tie_draw: list[bool] = r.tie_draw.tolist()
         self._wait: list[int] = r.wait.tolist()
-        self._tier: list[int] = self.screened.tier.tolist()
-        self._priority: dict[str, str] = {}
-        self._priority_of_kind: dict[int, str | None] = {}
         self._waiting_text: dict[tuple[int, int], tuple[str, str]] = {}
         self._why_not_text: dict[tuple[int, tuple[str, ...]], str] = {}
         cases = self.problem.cases
+        if not self._priority_texts and cases:
+            self.prepare()
         if not FAST_EXPLAIN:
             return [self._assignment(i, case) for i, case in enumerate(cases)]
-        # The commonest case by a shortcut: alone (no linked case), no family link, service
-        # need, exclusion, preference or score; the same text as the general path
+        # The commonest case (see prepare) by a shortcut; the same text as the general path
         # (tests/test_allocate_properties.py compares them).
-        alone = np.bincount(c.group, minlength=len(cases))[c.group] == 1
-        simple = alone & (c.binding == NO_BINDING) & ~c.needs.any(axis=1)
-        for rows in (c.excluded, c.preferences, c.score_at):
-            simple[rows[:, 0]] = False
-        plain: list[bool] = simple.tolist()
+        plain = self._plain
+        priority = self._priority_texts
         dest_ids, dest_state = c.dest_ids, c.dest_state
         fair: dict[int, tuple[str, str] | None] = {}
         room: dict[int, tuple[str, str]] = {}
@@ -744,7 +789,7 @@ class _Explainer:
             if not plain[i] or (d < 0 and self._wait[i] != WAIT_CAPACITY):
                 append(self._assignment(i, case))
                 continue
-            reasons = [{"code": "priority", "text": self._priority_text(i)}]
+            reasons = [{"code": "priority", "text": priority[i]}]
             size = len(case.members)
             if d >= 0:
                 if d not in fair:
@@ -809,16 +854,11 @@ class _Explainer:
 
     def _assignment(self, i: int, case: Case) -> dict[str, Any]:
         d = self._destination[i]
-        reasons: list[tuple[str, str]] = [("priority", self._priority_text(i))]
-        case_needs = self.screened.needs_of(i)
-        if case_needs:
-            needs = ", ".join(
-                f"{n} {_SERVICE_WORDS[s]} place{'s' if n > 1 else ''}"
-                for s, n in case_needs.items()
-            )
-            detail = "; ".join(self.screened.need_texts(i))
+        reasons: list[tuple[str, str]] = [("priority", self._priority_texts[i])]
+        needs = self._needs_texts.get(i)
+        if needs is not None:
             where = f"; {self.cols.dest_ids[d]} had them free" if d >= 0 else ""
-            reasons.append(("needs", f"Needs {needs}: {detail}{where}"))
+            reasons.append(("needs", needs + where))
         b = self.bindings[i]
         if b is not None:
             reasons.append(("family_link", b.text))
