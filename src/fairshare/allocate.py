@@ -218,10 +218,7 @@ def allocate(
         for i, c in enumerate(cases)
     ]
     groups = linked_groups(cases)
-    group_of: dict[str, int] = {}
-    for g, ids in enumerate(groups):
-        for cid in ids:
-            group_of[cid] = g
+    group_of = {cid: g for g, ids in enumerate(groups) for cid in ids}
     _family_procedure(cases, bindings, groups)
     n = len(cases)
     index_of_dest = {d.id: i for i, d in enumerate(dests)}
@@ -465,7 +462,8 @@ class _Explainer:
         self.cols = columns
         self.screened = screened
         self.bindings = bindings
-        self.groups = {cid: g for g in groups for cid in g}
+        # Linked cases only: every other case is a group of its own.
+        self.groups = {cid: g for g in groups if len(g) > 1 for cid in g}
         self.seed = seed
         self.state_names = known_states()
         self.dest_index = {x: i for i, x in enumerate(columns.dest_ids)}

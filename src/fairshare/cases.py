@@ -127,8 +127,10 @@ def unhcr_codes() -> dict[str, str]:
 # Domain types
 
 
-#: A string with at least one non-space character (what ``str.strip()`` keeps).
-NonBlank = Annotated[str, msgspec.Meta(pattern=r"\S")]
+#: A string that is not empty. The full checks also refuse a string of spaces (what
+#: ``str.strip()`` empties); the fast path checks that in bulk (:func:`_blank`), which is an
+#: order of magnitude cheaper than a pattern that msgspec would match string by string.
+NonBlank = Annotated[str, msgspec.Meta(min_length=1)]
 Age = Annotated[int, msgspec.Meta(ge=0, le=MAX_AGE)]
 
 # The vocabularies as the shapes of the structs, so that msgspec checks them while it decodes
@@ -653,10 +655,43 @@ def _unique_codes(person: Person) -> bool:
     )
 
 
+def _blank(texts: Iterable[str | None]) -> bool:
+    """Whether any of the texts is only whitespace (``None`` and ``""`` are not)."""
+    return any(map(str.isspace, {text for text in texts if text is not None}))
+
+
+def _blank_members(persons: Sequence[Person], ids: Collection[str] | None = None) -> bool:
+    """Whether a person's id (``ids``: the set of them, if made already), sex, nationality or
+    a language is only whitespace."""
+    return (
+        any(map(str.isspace, ids if ids is not None else [p.id for p in persons]))
+        or _blank(p.sex for p in persons)
+        or _blank(p.nationality for p in persons)
+        or _blank(language for p in persons if p.languages for language in p.languages)
+    )
+
+
+def _blank_wishes(cases: Iterable[Case]) -> bool:
+    """Whether a linked case, preference, score or exclusion is only whitespace."""
+    return _blank(
+        text
+        for case in cases
+        for texts in (
+            case.linked_cases,
+            case.preferences,
+            case.scores,
+            [t for e in case.excluded for t in (e.state, e.reason)],
+        )
+        for text in texts
+    )
+
+
 def _plain(case: Case, known: frozenset[str] | None) -> bool:
     """Whether a case that has the right shape (checked by msgspec, vocabularies included)
     also passes every check of :func:`_case` that the shape cannot express; ``False`` sends
     it to the full checks."""
+    if case.id.isspace() or _blank_members(case.members) or _blank_wishes([case]):
+        return False
     for person in case.members:
         if (person.vulnerabilities or person.unhcr_codes) and not _unique_codes(person):
             return False
@@ -666,7 +701,8 @@ def _plain(case: Case, known: frozenset[str] | None) -> bool:
 
 
 def _plain_wishes(case: Case, known: frozenset[str] | None) -> bool:
-    """:func:`_plain` for links, linked cases, preferences, scores and exclusions."""
+    """:func:`_plain` for links, linked cases, preferences, scores and exclusions (blank
+    texts apart)."""
     for link in case.family_links:
         if not (link.state in states() or (known is not None and link.state in known)):
             return False
@@ -725,10 +761,13 @@ def _fast_cases(items: Sequence[Any], known: frozenset[str] | None) -> list[Case
         or case.scores
         or case.excluded
     ]
-    if not all(_plain_wishes(case, known) for case in wishing):
+    if not all(_plain_wishes(case, known) for case in wishing) or _blank_wishes(wishing):
         return None
     ids = {case.id for case in cases}
-    if len(ids) != len(cases) or len({p.id for p in persons}) != len(persons):
+    person_ids = {p.id for p in persons}
+    if len(ids) != len(cases) or len(person_ids) != len(persons):
+        return None
+    if any(map(str.isspace, ids)) or _blank_members(persons, person_ids):
         return None
     for case in cases:
         for other in case.linked_cases:

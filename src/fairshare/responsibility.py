@@ -234,21 +234,27 @@ def linked_groups(cases: Iterable[Case]) -> list[tuple[str, ...]]:
     [('a', 'c', 'd'), ('b',)]
     """
     given = list(cases)
-    parent = {case.id: case.id for case in given}
+    linking = [case for case in given if case.linked_cases]
+    known = {case.id for case in given}
+    if not linking and len(known) == len(given):
+        return [(case.id,) for case in given]
+    # Union-find over the cases that are linked (every other case is a group of its own).
+    parent: dict[str, str] = {}
 
     def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
+        while parent.get(x, x) != x:
+            parent[x] = parent.get(parent[x], parent[x])
             x = parent[x]
         return x
 
-    for case in given:
+    for case in linking:
         for other in case.linked_cases:
-            if other in parent:
+            if other in known:
                 a, b = find(case.id), find(other)
                 if a != b:
                     parent[b] = a
     groups: dict[str, list[str]] = {}
     for case in given:
-        groups.setdefault(find(case.id), []).append(case.id)
+        cid = case.id
+        groups.setdefault(find(cid) if cid in parent else cid, []).append(cid)
     return [tuple(ids) for ids in groups.values()]
