@@ -39,6 +39,7 @@ from fairshare.reference import (
     states,
 )
 from fairshare.storage import (
+    atomic_write_bytes,
     atomic_write_text,
     load_key,
     load_ledger,
@@ -925,9 +926,10 @@ def _allocate_command(
         # the document through the ordinary reading below, which reports it where it is.
         problem = parse_problem_json(raw)
         if problem is not None:
-            _write_allocation(
-                allocate(problem, seed=seed).to_dict(), output_format, output, explain
-            )
+            result = allocate(problem, seed=seed).to_dict()
+            _write_allocation(result, output_format, output, explain)
+            if _KEEP_UNTIL_EXIT is not None:
+                _KEEP_UNTIL_EXIT.extend((problem, result))
             return
     doc = read_json(input_file, "input file", raw)
     if not isinstance(doc, dict):
@@ -964,7 +966,11 @@ def _write_allocation(
     if output_format is AllocateFormat.json:
         # Compact (orjson; Python's encoder is 4x slower with indentation: 70 MB for 100,000
         # cases); pipe through `python -m json.tool` or jq to read it.
-        text = orjson.dumps(result).decode("utf-8") + "\n"
+        data = orjson.dumps(result, option=orjson.OPT_APPEND_NEWLINE)
+        if output is not None:
+            atomic_write_bytes(output, data)
+            return
+        text = data.decode("utf-8")
     else:
         text = _allocation_table(result, max(0, explain))
     if output is None:
@@ -1378,5 +1384,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+#: Set by :func:`run` (the console script): what a command keeps alive until the process ends.
+_KEEP_UNTIL_EXIT: list[object] | None = None
+
+
+def run() -> None:
+    """The ``fairshare`` console script: :func:`main`, then the process ends.
+
+    After a large allocation the process ends without freeing its millions of small objects
+    one by one (a tenth of a second for 100,000 cases, for nothing: the operating system
+    takes the memory back at once); the output is written and flushed before.
+    """
+    global _KEEP_UNTIL_EXIT
+    _KEEP_UNTIL_EXIT = []
+    code = main()
+    if _KEEP_UNTIL_EXIT:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -30,6 +30,7 @@ from fairshare.ledger import Ledger
 from fairshare.reference import Indicators
 
 __all__ = [
+    "atomic_write_bytes",
     "atomic_write_text",
     "load_key",
     "load_ledger",
@@ -180,6 +181,11 @@ def with_indicator_file(table: Indicators, path: str | os.PathLike[str]) -> Indi
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Replace ``path`` with ``text`` atomically (temporary file, fsync, rename)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (temporary file, fsync, rename)."""
     target = Path(path)
     if target.is_dir():
         raise InputError(f"{target} is a directory; give a file name such as ledger.json")
@@ -197,8 +203,8 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except OSError as exc:
         raise InputError(f"{target}: cannot write in {target.parent} ({exc.strerror})") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
