@@ -53,6 +53,8 @@ def test_documents_meet_the_hard_constraints_and_explain_every_case(
         codes = [r["code"] for r in item["reasons"]]
         assert codes, item
         assert set(codes) <= set(REASON_CODES)
+        # Listed in the documented order (docs/allocation.md).
+        assert codes == sorted(codes, key=REASON_CODES.index), item
         assert all(r["text"].strip() for r in item["reasons"])
         assert "priority" in codes
         if item["destination"] is None:

@@ -85,7 +85,6 @@ REASON_CODES: tuple[str, ...] = (
     "waiting_link",
 )
 
-_REASON_ORDER = {code: k for k, code in enumerate(REASON_CODES)}
 
 #: Whether the commonest cases are explained by a shortcut (in
 #: :meth:`_Explainer.assignments`); the text is the same either way (a test compares both).
@@ -873,10 +872,12 @@ class _Explainer:
             )
         for ex in case.excluded:
             reasons.append(("excluded", f"Never sent to {self._name(ex.state)}: {ex.reason}"))
+        # The rest in the order of REASON_CODES, as above.
         if d >= 0:
-            reasons.extend(self._placed_reasons(i, case, d, b))
+            reasons.extend(self._placed_reasons(i, case, d, b))  # fair_share, preference, score
+            if self._tie_draw[i]:
+                reasons.append(self._tie_reason(case, d))
         else:
-            reasons.extend(self._waiting_reasons(i, case, b))
             if case.preferences:
                 reasons.append(
                     (
@@ -885,15 +886,15 @@ class _Explainer:
                         "can be placed",
                     )
                 )
-        if self._tie_draw[i]:
-            reasons.append(self._tie_reason(case, d))
-        reasons.sort(key=lambda item: _REASON_ORDER[item[0]])
+            if self._tie_draw[i]:
+                reasons.append(self._tie_reason(case, d))
+            reasons.extend(self._waiting_reasons(i, case, b))  # the waiting_* codes
         return {
             "case": case.id,
             "destination": self.cols.dest_ids[d] if d >= 0 else None,
             "state": self.cols.dest_state[d] if d >= 0 else None,
             "tier": self._tier[i],
-            "persons": case.size,
+            "persons": len(case.members),
             "reasons": [{"code": code, "text": text} for code, text in reasons],
         }
 
@@ -1028,10 +1029,9 @@ class _Explainer:
             for k in members:
                 for s, n in self.screened.needs_of(k).items():
                     needs[s] = needs.get(s, 0) + n
+            most_free = self.free_services[allowed].max(axis=0) if allowed else None
             lacking = [
-                s
-                for s, n in needs.items()
-                if not any(self.free_services[d, SERVICES.index(s)] >= n for d in allowed)
+                s for s, n in needs.items() if most_free is None or most_free[SERVICES.index(s)] < n
             ]
             words = " or ".join(
                 f"{needs[s]} free {_SERVICE_WORDS[s]} place{'s' if needs[s] > 1 else ''}"
@@ -1078,7 +1078,8 @@ class _Explainer:
         return self._ids[cid]
 
     def _allowed(self, i: int, b: Binding | None) -> list[int]:
-        excluded = frozenset(e.state for e in self.problem.cases[i].excluded)
+        given = self.problem.cases[i].excluded
+        excluded = frozenset(e.state for e in given) if given else frozenset()
         key = (excluded, None if b is None else b.state)
         cache: dict[tuple[frozenset[str], str | None], list[int]] = self.__dict__.setdefault(
             "_allowed_cache", {}
