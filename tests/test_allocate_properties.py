@@ -127,3 +127,52 @@ def test_the_explanation_shortcut_with_tie_draws() -> None:
     codes = [[r["code"] for r in a["reasons"]] for a in fast["assignments"]]
     assert codes.count(["priority", "tie_draw", "waiting_capacity"]) == 3, codes
     assert fast == slow
+
+
+# --------------------------------------------------------------------------------------------
+# Two processes (the command line's workers=2) say exactly what one says.
+
+
+def test_two_processes_explain_exactly_what_one_does(monkeypatch: Any) -> None:
+    import fairshare.allocate as allocate_module
+
+    doc = synthetic_document(600, seed=11, scarcity=0.6)
+    one = allocate_document(doc, seed=3)
+    monkeypatch.setattr(allocate_module, "TWO_PROCESSES_MIN_CASES", 100)
+    calls: list[tuple[int, int]] = []
+    explain = allocate_module._Explainer._explain
+
+    def counted(self: Any, start: int, stop: int) -> Any:
+        calls.append((start, stop))
+        return explain(self, start, stop)
+
+    monkeypatch.setattr(allocate_module._Explainer, "_explain", counted)
+    two = allocate_document(doc, seed=3, workers=2)
+    assert json.dumps(two) == json.dumps(one)
+    assert calls == [(0, 300)]  # the second half was explained by the child process
+
+
+def test_two_processes_fall_back_to_one_when_the_child_fails(monkeypatch: Any) -> None:
+    import os
+
+    import fairshare.allocate as allocate_module
+
+    doc = synthetic_document(300, seed=12)
+    one = allocate_document(doc, seed=1)
+    monkeypatch.setattr(allocate_module, "TWO_PROCESSES_MIN_CASES", 100)
+    parent = os.getpid()
+    explain = allocate_module._Explainer._explain
+
+    def failing_in_the_child(self: Any, start: int, stop: int) -> Any:
+        if os.getpid() != parent:
+            raise RuntimeError("the child fails")
+        return explain(self, start, stop)
+
+    monkeypatch.setattr(allocate_module._Explainer, "_explain", failing_in_the_child)
+    assert json.dumps(allocate_document(doc, seed=1, workers=2)) == json.dumps(one)
+
+    def no_fork() -> int:
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(allocate_module.os, "fork", no_fork)
+    assert json.dumps(allocate_document(doc, seed=1, workers=2)) == json.dumps(one)
