@@ -23,16 +23,13 @@ reason code (docs/allocation.md lists them).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import orjson
 
 from fairshare import __version__
 from fairshare.apportion import apportion
@@ -190,16 +187,13 @@ def allocate(
     seed: int | None = None,
     key_definition: KeyDefinition | None = None,
     largest_case: int | None = None,
-    workers: int = 1,
 ) -> Allocation:
     """Allocate one batch and explain every decision.
 
     ``seed`` (else the input's ``seed``, else 0) breaks ties between cases registered on the
     same day and between equally placed destinations; the same input and seed give the same
     output, byte for byte. ``largest_case`` is M recorded by the ledger (also read from the
-    input's ``ledger.largest_case``). ``workers=2`` explains a large batch in two
-    processes (a forked child explains half of the cases; the output is the same): for a
-    program that allocates and ends, such as the command line, not for a server.
+    input's ``ledger.largest_case``).
     """
     chosen_seed = seed if seed is not None else (problem.seed if problem.seed is not None else 0)
     if isinstance(chosen_seed, bool) or not isinstance(chosen_seed, int):
@@ -298,7 +292,7 @@ def allocate(
         score_value=np.array(score_value, dtype=np.float64),
         largest_unit=problem.largest_case if largest_case is None else largest_case,
     )
-    explainer = _Explainer(problem, columns, screened, bindings, groups, chosen_seed, workers)
+    explainer = _Explainer(problem, columns, screened, bindings, groups, chosen_seed)
     explainer.set_result(_solve_beside(columns, chosen_seed, explainer.prepare))
     document = {
         "format": FORMAT,
@@ -321,8 +315,6 @@ def allocate(
     return Allocation(document)
 
 
-#: From this many cases on, ``allocate(..., workers=2)`` explains them in two processes.
-TWO_PROCESSES_MIN_CASES = 20_000
 #: Below this many cases the explanations are prepared after the solver, not beside it.
 PREPARE_BESIDE_MIN_CASES = 2_000
 
@@ -445,12 +437,10 @@ def allocate_document(
     *,
     seed: int | None = None,
     key_definition: KeyDefinition | None = None,
-    workers: int = 1,
 ) -> dict[str, Any]:
-    """Validate an input document (docs/schema/allocation-input.schema.json) and allocate it
-    (``workers``: see :func:`allocate`)."""
+    """Validate an input document (docs/schema/allocation-input.schema.json) and allocate it."""
     problem = parse_problem_input(doc)
-    return allocate(problem, seed=seed, key_definition=key_definition, workers=workers).to_dict()
+    return allocate(problem, seed=seed, key_definition=key_definition).to_dict()
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,7 +456,6 @@ class _Explainer:
         bindings: Sequence[Binding | None],
         groups: Sequence[tuple[str, ...]],
         seed: int,
-        workers: int = 1,
     ) -> None:
         self.problem = problem
         self.cols = columns
@@ -475,7 +464,6 @@ class _Explainer:
         # Linked cases only: every other case is a group of its own.
         self.groups = {cid: g for g in groups if len(g) > 1 for cid in g}
         self.seed = seed
-        self.workers = workers
         self.state_names = known_states()
         self.dest_index = {x: i for i, x in enumerate(columns.dest_ids)}
         self._tier: list[int] = screened.tier.tolist()
@@ -772,6 +760,7 @@ class _Explainer:
 
     def assignments(self) -> list[dict[str, Any]]:
         r = self.result
+        c = self.cols
         # Plain lists: indexing numpy arrays one case at a time is slow.
         self._destination: list[int] = r.destination.tolist()
         self._tie_draw: list[bool] = r.tie_draw.tolist()
@@ -781,54 +770,8 @@ class _Explainer:
         cases = self.problem.cases
         if not self._priority_texts and cases:
             self.prepare()
-        if self.workers > 1 and len(cases) >= TWO_PROCESSES_MIN_CASES and hasattr(os, "fork"):
-            return self._in_two_processes()
-        return self._explain(0, len(cases))
-
-    def _in_two_processes(self) -> list[dict[str, Any]]:
-        """:meth:`_explain` of the second half of the cases in a forked child process, while
-        this one explains the first half; the child sends its half as JSON (which holds only
-        strings, whole numbers and nulls, so it comes back unchanged). If the child fails for
-        any reason, this process explains the second half itself."""
-        n = len(self.problem.cases)
-        half = n // 2
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            return self._explain(0, n)
-        if pid == 0:  # pragma: no cover - the child process (its coverage is not collected)
-            code = 1
-            try:
-                os.close(read_end)
-                data = orjson.dumps(self._explain(half, n))
-                with os.fdopen(write_end, "wb") as pipe:
-                    pipe.write(data)
-                code = 0
-            finally:
-                os._exit(code)  # no clean-up: it belongs to the parent process
-        os.close(write_end)
-        first = self._explain(0, half)
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        second: Any = None
-        if status == 0:
-            with suppress(orjson.JSONDecodeError):
-                second = orjson.loads(data)
-        if not isinstance(second, list) or len(second) != n - half:
-            second = self._explain(half, n)
-        first.extend(second)
-        return first
-
-    def _explain(self, start: int, stop: int) -> list[dict[str, Any]]:
-        """The assignments of cases ``start`` to ``stop`` (after :meth:`prepare`)."""
-        c = self.cols
-        cases = self.problem.cases
         if not FAST_EXPLAIN:
-            return [self._assignment(i, cases[i]) for i in range(start, stop)]
+            return [self._assignment(i, case) for i, case in enumerate(cases)]
         # The commonest case (see prepare) by a shortcut; the same text as the general path
         # (tests/test_allocate_properties.py compares them).
         plain = self._plain
@@ -838,8 +781,7 @@ class _Explainer:
         room: dict[int, tuple[str, str]] = {}
         out: list[dict[str, Any]] = []
         append = out.append
-        for i in range(start, stop):
-            case = cases[i]
+        for i, case in enumerate(cases):
             d = self._destination[i]
             if not plain[i] or (d < 0 and self._wait[i] != WAIT_CAPACITY):
                 append(self._assignment(i, case))

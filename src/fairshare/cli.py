@@ -926,7 +926,7 @@ def _allocate_command(
         # the document through the ordinary reading below, which reports it where it is.
         problem = parse_problem_json(raw)
         if problem is not None:
-            result = allocate(problem, seed=seed, workers=_workers()).to_dict()
+            result = allocate(problem, seed=seed).to_dict()
             _write_allocation(result, output_format, output, explain)
             if _KEEP_UNTIL_EXIT is not None:
                 _KEEP_UNTIL_EXIT.extend((problem, result))
@@ -942,7 +942,7 @@ def _allocate_command(
         doc = {**doc, "destinations": read_destinations(destinations, lines)}
         csv_rows = not str(destinations).lower().endswith(".json")
     try:
-        result = allocate_document(doc, seed=seed, workers=_workers())
+        result = allocate_document(doc, seed=seed)
     except ValidationError as exc:
         if not csv_rows:
             raise
@@ -958,15 +958,6 @@ def _allocate_command(
             problems.append((pointer, message))
         raise ValidationError(problems) from None
     _write_allocation(result, output_format, output, explain)
-
-
-def _workers() -> int:
-    """Processes to explain a large batch with: two where this process may use two cores."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        cores = os.cpu_count() or 1
-    return min(2, cores)
 
 
 def _write_allocation(
