@@ -766,6 +766,7 @@ class _Explainer:
         self._tie_draw: list[bool] = r.tie_draw.tolist()
         self._wait: list[int] = r.wait.tolist()
         self._waiting_text: dict[tuple[int, int], tuple[str, str]] = {}
+        self._service_text: dict[tuple[int, str | None, int], tuple[str, str]] = {}
         self._why_not_text: dict[tuple[int, tuple[str, ...]], str] = {}
         cases = self.problem.cases
         if not self._priority_texts and cases:
@@ -936,8 +937,8 @@ class _Explainer:
 
     def _why_not(self, i: int, case: Case, wanted: Sequence[str], b: Binding | None) -> str:
         """Why a placed case is not at the destinations it wanted (the first cause found)."""
-        group = self.groups.get(case.id, (case.id,))
-        members = [self._case_index(g) for g in group]
+        group = self.groups.get(case.id)
+        members = [i] if group is None else [self._case_index(g) for g in group]
         if b is None:
             b = next((self.bindings[k] for k in members if self.bindings[k] is not None), None)
         if b is not None:
@@ -1024,28 +1025,15 @@ class _Explainer:
             if b is None:
                 b = next((self.bindings[k] for k in members if self.bindings[k] is not None), None)
             allowed = sorted(set.intersection(*(set(self._allowed(k, b)) for k in members)))
+        if code == WAIT_SERVICE and len(members) == 1:
+            # The text depends only on where the case may go and its kind (its needs).
+            kind = (id(allowed), None if b is None else b.state, self.screened.kind_of[i])
+            known = self._service_text.get(kind)
+            if known is None:
+                known = self._service_text[kind] = self._service_wait(members, group, allowed, b)
+            return [known]
         if code == WAIT_SERVICE:
-            needs: dict[str, int] = {}
-            for k in members:
-                for s, n in self.screened.needs_of(k).items():
-                    needs[s] = needs.get(s, 0) + n
-            most_free = self.free_services[allowed].max(axis=0) if allowed else None
-            lacking = [
-                s for s, n in needs.items() if most_free is None or most_free[SERVICES.index(s)] < n
-            ]
-            words = " or ".join(
-                f"{needs[s]} free {_SERVICE_WORDS[s]} place{'s' if needs[s] > 1 else ''}"
-                for s in lacking or needs
-            )
-            scope = "participating state" if b is None else f"destination in {b.state}"
-            if len(members) == 1:
-                text = f"Waits: no {scope} it may go to has {words} left"
-            else:
-                text = (
-                    f"Waits with its linked cases ({', '.join(group)}), which together need "
-                    f"{words}: no {scope} they may go to has them"
-                )
-            return [("waiting_service", text)]
+            return [self._service_wait(members, group, allowed, b)]
         if not allowed:
             return [
                 (
@@ -1062,6 +1050,36 @@ class _Explainer:
             return [known]
         persons = sum(int(c.size[k]) for k in members)
         return [self._room_text(persons, int(self.free[allowed].max()))]
+
+    def _service_wait(
+        self,
+        members: Sequence[int],
+        group: Sequence[str],
+        allowed: Sequence[int],
+        b: Binding | None,
+    ) -> tuple[str, str]:
+        """Why a case (with its linked cases) waits for service places."""
+        needs: dict[str, int] = {}
+        for k in members:
+            for s, n in self.screened.needs_of(k).items():
+                needs[s] = needs.get(s, 0) + n
+        most_free = self.free_services[allowed].max(axis=0) if allowed else None
+        lacking = [
+            s for s, n in needs.items() if most_free is None or most_free[SERVICES.index(s)] < n
+        ]
+        words = " or ".join(
+            f"{needs[s]} free {_SERVICE_WORDS[s]} place{'s' if needs[s] > 1 else ''}"
+            for s in lacking or needs
+        )
+        scope = "participating state" if b is None else f"destination in {b.state}"
+        if len(members) == 1:
+            text = f"Waits: no {scope} it may go to has {words} left"
+        else:
+            text = (
+                f"Waits with its linked cases ({', '.join(group)}), which together need "
+                f"{words}: no {scope} they may go to has them"
+            )
+        return ("waiting_service", text)
 
     @staticmethod
     def _room_text(persons: int, largest: int) -> tuple[str, str]:
