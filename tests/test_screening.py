@@ -324,4 +324,5 @@ def test_screening_many_cases_at_once_is_screening_each(batch: list[Case], prefi
         assert batch_of.needs_of(i) == alone.needs
         assert batch_of.needs[i].tolist() == [alone.needs.get(s, 0) for s in SERVICES]
         assert batch_of.tier_text(i) == alone.reasons[-1][1]
+        assert batch_of.categories_of(i) == alone.categories
         assert batch_of.need_texts(i) == [t for c, t in alone.reasons if c.startswith("need.")]

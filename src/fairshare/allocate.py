@@ -23,8 +23,7 @@ reason code (docs/allocation.md lists them).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -54,7 +53,7 @@ from fairshare.engine import (
 from fairshare.errors import InputError
 from fairshare.keys import KeyDefinition, compute_key, load_key
 from fairshare.reference import states as known_states
-from fairshare.responsibility import Binding, binding_destination, linked_groups
+from fairshare.responsibility import Binding, binding_of, linked_groups
 from fairshare.screening import ScreenedCases
 
 __all__ = [
@@ -213,7 +212,7 @@ def allocate(
     # A family link may name a state or one of the regions given as destinations.
     reachable = set(participating) | {d.id for d in dests if d.participating}
     bindings: list[Binding | None] = [
-        binding_destination(c, screened.screening(i), reachable) if c.family_links else None
+        binding_of(c, screened.categories_of(i), reachable) if c.family_links else None
         for i, c in enumerate(cases)
     ]
     groups = linked_groups(cases)
@@ -293,7 +292,8 @@ def allocate(
         largest_unit=problem.largest_case if largest_case is None else largest_case,
     )
     explainer = _Explainer(problem, columns, screened, bindings, groups, chosen_seed)
-    explainer.set_result(_solve_beside(columns, chosen_seed, explainer.prepare))
+    explainer.prepare()
+    explainer.set_result(solve_columns(columns, seed=chosen_seed))
     document = {
         "format": FORMAT,
         "version": VERSION,
@@ -313,26 +313,6 @@ def allocate(
         "waiting": explainer.waiting(),
     }
     return Allocation(document)
-
-
-#: Below this many cases the explanations are prepared after the solver, not beside it.
-PREPARE_BESIDE_MIN_CASES = 2_000
-
-
-def _solve_beside(columns: ColumnarProblem, seed: int, work: Callable[[], None]) -> ColumnarResult:
-    """Solve, and do ``work`` meanwhile.
-
-    The solver runs in a second thread: HiGHS releases the GIL while it works, so ``work``
-    (pure Python that does not depend on the solution) is done in that time instead of after
-    it. Neither reads what the other writes, so the result is the same as in one thread.
-    """
-    if columns.size.size < PREPARE_BESIDE_MIN_CASES:
-        work()
-        return solve_columns(columns, seed=seed)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairshare-solver") as pool:
-        future = pool.submit(solve_columns, columns, seed=seed)
-        work()
-        return future.result()
 
 
 def _family_procedure(
@@ -475,8 +455,10 @@ class _Explainer:
 
     def prepare(self) -> None:
         """What the explanations say whatever the solver decides: the priority and the needs
-        of every case, and which cases the shortcut in :meth:`assignments` explains (run
-        beside the solver, see :func:`_solve_beside`)."""
+        of every case, and which cases the shortcut in :meth:`assignments` explains.
+
+        (Run beside the solver in a second thread, while HiGHS releases the GIL, this was
+        measured slower on 100,000 cases: the two threads then wait for each other.)"""
         c = self.cols
         n = len(self.problem.cases)
         self._priority_texts = [self._priority_text(i) for i in range(n)]

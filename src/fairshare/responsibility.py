@@ -23,7 +23,7 @@ The family criteria of the Dublin III Regulation (Regulation (EU) No 604/2013), 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -41,6 +41,7 @@ __all__ = [
     "FamilyRule",
     "ResponsibilityRules",
     "binding_destination",
+    "binding_of",
     "linked_groups",
     "responsibility_rules",
 ]
@@ -131,11 +132,13 @@ def _state_name(code: str) -> str:
     return known[code].name if code in known else code
 
 
-def _applies(rule: FamilyRule, case: Case, screening: Screening) -> tuple[bool, str, str]:
+def _applies(
+    rule: FamilyRule, case: Case, categories: Mapping[str, Sequence[str]]
+) -> tuple[bool, str, str]:
     """Whether the rule's condition on the case holds; the subject and the reason if it does."""
     if not rule.when_case_has_any and rule.newborn_below_age is None:
         return True, "the applicant", ""
-    for pid, cats in screening.categories.items():
+    for pid, cats in categories.items():
         hit = [c for c in rule.when_case_has_any if c in cats]
         if hit:
             return True, pid, ", ".join(hit)
@@ -173,11 +176,22 @@ def binding_destination(
     first wins, and the text says so. If the bound state is not in ``participating`` the
     binding is returned with ``available=False``.
     """
+    return binding_of(case, screening.categories, participating, rules)
+
+
+def binding_of(
+    case: Case,
+    categories: Mapping[str, Sequence[str]],
+    participating: Collection[str],
+    rules: ResponsibilityRules | None = None,
+) -> Binding | None:
+    """:func:`binding_destination` from the screening's categories alone (person id ->
+    categories), which is all the family criteria read of it."""
     if not case.family_links:
         return None
     r = rules or responsibility_rules()
     for rule in r.rules:
-        applies, subject, reason = _applies(rule, case, screening)
+        applies, subject, reason = _applies(rule, case, categories)
         if not applies:
             continue
         links = [link for link in case.family_links if _link_counts(rule, link, case, r)]

@@ -476,6 +476,13 @@ class ScreenedCases:
     def _ids(self, i: int) -> list[str]:
         return [p.id for p in self.cases[i].members]
 
+    def categories_of(self, i: int) -> dict[str, tuple[str, ...]]:
+        """Person id -> categories of case ``i`` (as its screening has them)."""
+        kind = self.kinds[self.kind_of[i]]
+        if isinstance(kind, Screening):
+            return dict(kind.categories)
+        return dict(zip(self._ids(i), kind.categories, strict=True))
+
     def shared_tier_text(self, k: int) -> str | None:
         """The reason about the tier of every case of kind ``k``, if it names no member."""
         kind = self.kinds[k]
