@@ -446,6 +446,10 @@ class _Explainer:
         self.seed = seed
         self.state_names = known_states()
         self.dest_index = {x: i for i, x in enumerate(columns.dest_ids)}
+        #: Where a case without exclusions and family links may go (see _allowed).
+        self._open: list[int] = [
+            d for d in range(len(columns.dest_ids)) if columns.participating[d]
+        ]
         self._tier: list[int] = screened.tier.tolist()
         self._priority: dict[str, str] = {}
         self._priority_of_kind: dict[int, str | None] = {}
@@ -749,6 +753,7 @@ class _Explainer:
         self._wait: list[int] = r.wait.tolist()
         self._waiting_text: dict[tuple[int, int], tuple[str, str]] = {}
         self._service_text: dict[tuple[int, str | None, int], tuple[str, str]] = {}
+        self._open_text: dict[tuple[int, int], tuple[str, str]] = {}
         self._why_not_text: dict[tuple[int, tuple[str, ...]], str] = {}
         cases = self.problem.cases
         if not self._priority_texts and cases:
@@ -972,6 +977,17 @@ class _Explainer:
 
     def _waiting_reasons(self, i: int, case: Case, b: Binding | None) -> list[tuple[str, str]]:
         code = self._wait[i]
+        if code != WAIT_LINK and b is None and not case.excluded and case.id not in self.groups:
+            # Alone, no link, may go anywhere: the text depends on its kind or size only.
+            key = (code, self.screened.kind_of[i] if code == WAIT_SERVICE else len(case.members))
+            known = self._open_text.get(key)
+            if known is None:
+                known = self._open_text[key] = self._waiting_reasons_of(i, case, b)[0]
+            return [known]
+        return self._waiting_reasons_of(i, case, b)
+
+    def _waiting_reasons_of(self, i: int, case: Case, b: Binding | None) -> list[tuple[str, str]]:
+        code = self._wait[i]
         c = self.cols
         if code == WAIT_LINK:
             group = self.groups.get(case.id, (case.id,))
@@ -1079,6 +1095,8 @@ class _Explainer:
 
     def _allowed(self, i: int, b: Binding | None) -> list[int]:
         given = self.problem.cases[i].excluded
+        if not given and b is None:
+            return self._open
         excluded = frozenset(e.state for e in given) if given else frozenset()
         key = (excluded, None if b is None else b.state)
         cache: dict[tuple[frozenset[str], str | None], list[int]] = self.__dict__.setdefault(
