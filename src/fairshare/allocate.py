@@ -23,12 +23,14 @@ reason code (docs/allocation.md lists them).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from itertools import chain
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fairshare import __version__
 from fairshare.apportion import apportion
@@ -146,10 +148,20 @@ class Allocation:
     """The explained result of one batch; :meth:`to_dict` is the JSON contract."""
 
     document: dict[str, Any]
+    #: A digest of the decision (every case's destination, waiting reason and tie draw).
+    digest: str = ""
+    _explainer: _Explainer | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The output document (docs/schema/allocation-output.schema.json)."""
         return self.document
+
+    def explain(self, which: range) -> list[dict[str, Any]]:
+        """The assignments of the cases ``which`` (e.g. those ``allocate(..., explain=...)``
+        left out), as the document has them."""
+        if self._explainer is None:
+            raise InputError("this allocation cannot explain more cases")
+        return self._explainer.assignments(_span(which, len(self._explainer.problem.cases)))
 
     @property
     def assignments(self) -> list[dict[str, Any]]:
@@ -186,13 +198,15 @@ def allocate(
     seed: int | None = None,
     key_definition: KeyDefinition | None = None,
     largest_case: int | None = None,
+    explain: range | None = None,
 ) -> Allocation:
     """Allocate one batch and explain every decision.
 
     ``seed`` (else the input's ``seed``, else 0) breaks ties between cases registered on the
     same day and between equally placed destinations; the same input and seed give the same
     output, byte for byte. ``largest_case`` is M recorded by the ledger (also read from the
-    input's ``ledger.largest_case``).
+    input's ``ledger.largest_case``). ``explain``: only these cases (by index) get their
+    assignment in the document (all by default); :meth:`Allocation.explain` gives the others.
     """
     chosen_seed = seed if seed is not None else (problem.seed if problem.seed is not None else 0)
     if isinstance(chosen_seed, bool) or not isinstance(chosen_seed, int):
@@ -247,22 +261,12 @@ def allocate(
         if b.available and b.state != bound_state:
             # Bound to one region: the state's other destinations are ruled out.
             excluded.extend((i, d) for d in matching(bound_state) if dests[d].id != b.state)
-    prefs: list[tuple[int, int, int]] = []
-    score_at: list[tuple[int, int]] = []
-    score_value: list[float] = []
-    wishing = [i for i, c in enumerate(cases) if c.excluded or c.preferences or c.scores]
-    for i in wishing:
-        case = cases[i]
+    for i, case in enumerate(cases):
         for ex in case.excluded:
             excluded.extend((i, d) for d in matching(ex.state))
-        for rank, name in enumerate(case.preferences):
-            prefs.extend((i, d, rank) for d in matching(name))
-        for name, value in case.scores.items():
-            for d in matching(name):
-                score_at.append((i, d))
-                score_value.append(float(value))
     # Case by case (a region's exclusions by binding first), as one pass over the cases gives.
     excluded.sort(key=lambda pair: pair[0])
+    prefs, score_at, score_value = _wishes(cases, index_of_dest, matching)
     received = dict(problem.received)
     before = _region_before(dests, dest_state, received, chosen_seed)
     columns = ColumnarProblem(
@@ -286,14 +290,15 @@ def allocate(
         binding_states=binding_states,
         binding=binding_code,
         excluded=np.array(excluded, dtype=np.int64).reshape(-1, 2),
-        preferences=np.array(prefs, dtype=np.int64).reshape(-1, 3),
-        score_at=np.array(score_at, dtype=np.int64).reshape(-1, 2),
-        score_value=np.array(score_value, dtype=np.float64),
+        preferences=prefs,
+        score_at=score_at,
+        score_value=score_value,
         largest_unit=problem.largest_case if largest_case is None else largest_case,
     )
     explainer = _Explainer(problem, columns, screened, bindings, groups, chosen_seed)
     explainer.prepare()
-    explainer.set_result(solve_columns(columns, seed=chosen_seed))
+    result = solve_columns(columns, seed=chosen_seed)
+    explainer.set_result(result)
     document = {
         "format": FORMAT,
         "version": VERSION,
@@ -306,13 +311,76 @@ def allocate(
             "year": key_year,
             "participants": participating,
         },
-        "assignments": explainer.assignments(),
+        "assignments": explainer.assignments(None if explain is None else _span(explain, n)),
         "destinations": explainer.destinations(),
         "states": explainer.states(),
         "objective": explainer.objective(),
         "waiting": explainer.waiting(),
     }
-    return Allocation(document)
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (result.destination, result.wait, result.tie_draw):
+        digest.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+    return Allocation(document, digest.hexdigest(), explainer)
+
+
+def _span(which: range, n: int) -> range:
+    if not isinstance(which, range) or which.step != 1 or not 0 <= which.start <= which.stop <= n:
+        raise InputError(f"explain: give a range of cases within 0..{n}, got {which!r}")
+    return which
+
+
+def _wishes(
+    cases: Sequence[Case],
+    index_of_dest: Mapping[str, int],
+    matching: Callable[[str], list[int]],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The preferences (case, destination, rank) and scores ((case, destination), value) as
+    rows, case by case in input order and each case's in its own order.
+
+    A name may stand for several destinations (a state given as regions: ``matching``);
+    when every name is one destination, the rows are made in bulk.
+    """
+    wishing = [i for i, c in enumerate(cases) if c.preferences or c.scores]
+    named = [cases[i].preferences for i in wishing]
+    scored = [cases[i].scores for i in wishing]
+    try:
+        pref_dest = list(map(index_of_dest.__getitem__, chain.from_iterable(named)))
+        score_dest = list(map(index_of_dest.__getitem__, chain.from_iterable(scored)))
+    except KeyError:  # a state given as regions: name by name
+        prefs = [
+            (i, d, rank)
+            for i in wishing
+            for rank, name in enumerate(cases[i].preferences)
+            for d in matching(name)
+        ]
+        scores = [
+            (i, d, float(value))
+            for i in wishing
+            for name, value in cases[i].scores.items()
+            for d in matching(name)
+        ]
+        return (
+            np.array(prefs, dtype=np.int64).reshape(-1, 3),
+            np.array([row[:2] for row in scores], dtype=np.int64).reshape(-1, 2),
+            np.array([row[2] for row in scores], dtype=np.float64),
+        )
+    rows = np.array(wishing, dtype=np.int64)
+    per_case = np.fromiter(map(len, named), dtype=np.int64, count=len(named))
+    first = np.cumsum(per_case) - per_case
+    rank = np.arange(int(per_case.sum()), dtype=np.int64) - np.repeat(first, per_case)
+    prefs_rows = np.stack(
+        [np.repeat(rows, per_case), np.array(pref_dest, dtype=np.int64), rank], axis=1
+    ).reshape(-1, 3)
+    per_case = np.fromiter(map(len, scored), dtype=np.int64, count=len(scored))
+    score_rows = np.stack(
+        [np.repeat(rows, per_case), np.array(score_dest, dtype=np.int64)], axis=1
+    ).reshape(-1, 2)
+    values = np.fromiter(
+        chain.from_iterable(s.values() for s in scored),
+        dtype=np.float64,
+        count=len(score_dest),
+    )
+    return prefs_rows, score_rows, values
 
 
 def _family_procedure(
@@ -453,25 +521,14 @@ class _Explainer:
         self._tier: list[int] = screened.tier.tolist()
         self._priority: dict[str, str] = {}
         self._priority_of_kind: dict[int, str | None] = {}
-        self._priority_texts: list[str] = []
-        self._needs_texts: dict[int, str] = {}
         self._plain: list[bool] = []
+        self._destination: list[int] | None = None
 
     def prepare(self) -> None:
-        """What the explanations say whatever the solver decides: the priority and the needs
-        of every case, and which cases the shortcut in :meth:`assignments` explains.
-
-        (Run beside the solver in a second thread, while HiGHS releases the GIL, this was
-        measured slower on 100,000 cases: the two threads then wait for each other.)"""
+        """Which cases the shortcut in :meth:`assignments` explains (it does not depend on
+        what the solver decides)."""
         c = self.cols
         n = len(self.problem.cases)
-        self._priority_texts = [self._priority_text(i) for i in range(n)]
-        for i in np.flatnonzero(c.needs.any(axis=1)).tolist():
-            needs = ", ".join(
-                f"{k} {_SERVICE_WORDS[s]} place{'s' if k > 1 else ''}"
-                for s, k in self.screened.needs_of(i).items()
-            )
-            self._needs_texts[i] = f"Needs {needs}: {'; '.join(self.screened.need_texts(i))}"
         # The commonest case: alone (no linked case), no family link, service need,
         # exclusion, preference or score.
         alone = np.bincount(c.group, minlength=n)[c.group] == 1 if n else np.zeros(0, bool)
@@ -744,37 +801,45 @@ class _Explainer:
         known = self.state_names.get(code)
         return f"{known.name} ({code})" if known else code
 
-    def assignments(self) -> list[dict[str, Any]]:
+    def _ready(self) -> None:
+        """The decision as plain lists (indexing numpy arrays one case at a time is slow)."""
+        if self._destination is not None:
+            return
         r = self.result
-        c = self.cols
-        # Plain lists: indexing numpy arrays one case at a time is slow.
-        self._destination: list[int] = r.destination.tolist()
+        self._destination = r.destination.tolist()
         self._tie_draw: list[bool] = r.tie_draw.tolist()
         self._wait: list[int] = r.wait.tolist()
         self._waiting_text: dict[tuple[int, int], tuple[str, str]] = {}
         self._service_text: dict[tuple[int, str | None, int], tuple[str, str]] = {}
         self._open_text: dict[tuple[int, int], tuple[str, str]] = {}
         self._why_not_text: dict[tuple[int, tuple[str, ...]], str] = {}
-        cases = self.problem.cases
-        if not self._priority_texts and cases:
+        if not self._plain and self.problem.cases:
             self.prepare()
+
+    def assignments(self, which: range | None = None) -> list[dict[str, Any]]:
+        """The assignments of the cases ``which`` (all by default), in input order."""
+        self._ready()
+        cases = self.problem.cases
+        span = range(len(cases)) if which is None else which
         if not FAST_EXPLAIN:
-            return [self._assignment(i, case) for i, case in enumerate(cases)]
+            return [self._assignment(i, cases[i]) for i in span]
         # The commonest case (see prepare) by a shortcut; the same text as the general path
         # (tests/test_allocate_properties.py compares them).
         plain = self._plain
-        priority = self._priority_texts
-        dest_ids, dest_state = c.dest_ids, c.dest_state
+        destination = self._destination
+        assert destination is not None
+        dest_ids, dest_state = self.cols.dest_ids, self.cols.dest_state
         fair: dict[int, tuple[str, str] | None] = {}
         room: dict[int, tuple[str, str]] = {}
         out: list[dict[str, Any]] = []
         append = out.append
-        for i, case in enumerate(cases):
-            d = self._destination[i]
+        for i in span:
+            case = cases[i]
+            d = destination[i]
             if not plain[i] or (d < 0 and self._wait[i] != WAIT_CAPACITY):
                 append(self._assignment(i, case))
                 continue
-            reasons = [{"code": "priority", "text": priority[i]}]
+            reasons = [{"code": "priority", "text": self._priority_text(i)}]
             size = len(case.members)
             if d >= 0:
                 if d not in fair:
@@ -838,12 +903,18 @@ class _Explainer:
         )
 
     def _assignment(self, i: int, case: Case) -> dict[str, Any]:
+        assert self._destination is not None
         d = self._destination[i]
-        reasons: list[tuple[str, str]] = [("priority", self._priority_texts[i])]
-        needs = self._needs_texts.get(i)
-        if needs is not None:
+        reasons: list[tuple[str, str]] = [("priority", self._priority_text(i))]
+        case_needs = self.screened.needs_of(i)
+        if case_needs:
+            needs = ", ".join(
+                f"{k} {_SERVICE_WORDS[s]} place{'s' if k > 1 else ''}"
+                for s, k in case_needs.items()
+            )
             where = f"; {self.cols.dest_ids[d]} had them free" if d >= 0 else ""
-            reasons.append(("needs", needs + where))
+            detail = "; ".join(self.screened.need_texts(i))
+            reasons.append(("needs", f"Needs {needs}: {detail}{where}"))
         b = self.bindings[i]
         if b is not None:
             reasons.append(("family_link", b.text))
