@@ -522,7 +522,7 @@ def _raw_case(draw: st.DrawFn, index: int) -> dict[str, object]:
                 {},
                 optional={
                     "preferences": _mostly(
-                        [["DE"], ["SE", "DE"], []], [["DE", "DE"], ["FR"], [""]]
+                        [["DE"], ["SE", "DE"], []], [["DE", "DE"], ["FR"], [""], [" "]]
                     ),
                     "scores": _mostly(
                         [{"DE": 0.5}, {"SE": 1, "DE": -0.25}, {}],
@@ -625,7 +625,11 @@ _DOC_VALUES = {
     "seed": _mostly([7, None], [-1, "7", 1.5]),
     "destinations": _mostly(
         [[{"id": "DE", "capacity": 5}, {"id": "SE", "capacity": 3}]],
-        [[{"id": "DE", "capacity": -5}, {"id": "SE", "capacity": 3}], "DE"],
+        [
+            [{"id": "DE", "capacity": -5}, {"id": "SE", "capacity": 3}],
+            [{"id": " ", "capacity": 5}, {"id": "SE", "capacity": 3}],
+            "DE",
+        ],
     ),
     "extra": _mostly([None], ["unknown field"]),
 }

@@ -761,7 +761,17 @@ def _fast_cases(items: Sequence[Any], known: frozenset[str] | None) -> list[Case
         or case.scores
         or case.excluded
     ]
-    if not all(_plain_wishes(case, known) for case in wishing) or _blank_wishes(wishing):
+    if known is not None:
+        # Names that must be destinations then cannot be blank either (see below).
+        known = frozenset(name for name in known if not name.isspace())
+    if not all(_plain_wishes(case, known) for case in wishing):
+        return None
+    if known is None:
+        if _blank_wishes(wishing):
+            return None
+    elif _blank(reason for case in wishing for e in case.excluded for reason in (e.reason,)):
+        # Preferences, scores and exclusions name known destinations, which are not blank;
+        # a linked case names a case id, which is checked below.
         return None
     ids = {case.id for case in cases}
     person_ids = {p.id for p in persons}
