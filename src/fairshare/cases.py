@@ -34,9 +34,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
+from itertools import chain
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import msgspec
+import numpy as np
 
 from fairshare.errors import InputError
 from fairshare.keys import builtin_keys
@@ -700,9 +702,17 @@ def _plain(case: Case, known: frozenset[str] | None) -> bool:
     return True  # the commonest case: nothing else to check
 
 
-def _plain_wishes(case: Case, known: frozenset[str] | None) -> bool:
-    """:func:`_plain` for links, linked cases, preferences, scores and exclusions (blank
-    texts apart)."""
+def _plain_scores(scored: Sequence[Mapping[str, float]], known: frozenset[str] | None) -> bool:
+    """Whether the scores are finite, not too large, and name known destinations."""
+    values = np.fromiter(chain.from_iterable(s.values() for s in scored), dtype=np.float64)
+    if not bool(np.isfinite(values).all()) or bool((np.abs(values) > MAX_COUNT).any()):
+        return False
+    return known is None or known.issuperset(chain.from_iterable(scored))
+
+
+def _plain_wishes(case: Case, known: frozenset[str] | None, scores: bool = True) -> bool:
+    """:func:`_plain` for links, linked cases, preferences, scores (unless ``scores`` is
+    false: :func:`_plain_scores` checks many at once) and exclusions (blank texts apart)."""
     for link in case.family_links:
         if not (link.state in states() or (known is not None and link.state in known)):
             return False
@@ -715,13 +725,8 @@ def _plain_wishes(case: Case, known: frozenset[str] | None) -> bool:
             return False
         if known is not None and not known.issuperset(preferences):
             return False
-    scores = case.scores
-    if scores:
-        values = scores.values()
-        if not all(map(math.isfinite, values)) or max(map(abs, values)) > MAX_COUNT:
-            return False
-        if known is not None and not known.issuperset(scores):
-            return False
+    if scores and case.scores and not _plain_scores([case.scores], known):
+        return False
     if case.excluded:
         excluded = [e.state for e in case.excluded]
         if len(set(excluded)) != len(excluded):
@@ -764,7 +769,9 @@ def _fast_cases(items: Sequence[Any], known: frozenset[str] | None) -> list[Case
     if known is not None:
         # Names that must be destinations then cannot be blank either (see below).
         known = frozenset(name for name in known if not name.isspace())
-    if not all(_plain_wishes(case, known) for case in wishing):
+    if not all(_plain_wishes(case, known, scores=False) for case in wishing):
+        return None
+    if not _plain_scores([case.scores for case in wishing if case.scores], known):
         return None
     if known is None:
         if _blank_wishes(wishing):
