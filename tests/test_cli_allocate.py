@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from test_cli import run
 
@@ -178,3 +179,88 @@ def test_the_table_shows_states_when_regions_are_destinations(tmp_path: Path) ->
     assert "States (their regions together)" in proc.stdout
     assert "DE-BY" in proc.stdout
     assert "free after" in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# --workers 2: a second process explains half of a large batch; the output is the same.
+
+
+def _large_input(tmp_path: Path) -> Path:
+    import orjson
+
+    from fairshare.cli import TWO_PROCESSES_MIN_BYTES
+    from fairshare.synthetic import synthetic_document
+
+    path = tmp_path / "large.json"
+    path.write_bytes(orjson.dumps(synthetic_document(20_000, seed=21, scarcity=0.7)))
+    assert path.stat().st_size >= TWO_PROCESSES_MIN_BYTES  # the second process is used
+    return path
+
+
+def test_two_processes_write_what_one_writes(tmp_path: Path) -> None:
+    source = _large_input(tmp_path)
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}.json"
+        proc = run(
+            "allocate", str(source), "--format", "json", "-o", str(out), "--workers", workers
+        )
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert len(json.loads(outputs[1])["assignments"]) == 20_000
+
+
+def test_two_processes_fall_back_when_the_child_decides_otherwise_or_fails(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import os
+
+    import orjson
+
+    import fairshare.allocate as allocate_module
+    from fairshare.cli import _allocate_in_two_processes
+
+    raw = _large_input(tmp_path).read_bytes()
+    expected = allocate_module.allocate_document(orjson.loads(raw), seed=5)
+    parent = os.getpid()
+    real = allocate_module.allocate
+    # As it should go: the child's half is used, this process explains no more cases.
+    explained: list[range] = []
+    explain = allocate_module.Allocation.explain
+
+    def counted(self: Any, which: range) -> Any:
+        explained.append(which)
+        return explain(self, which)
+
+    monkeypatch.setattr(allocate_module.Allocation, "explain", counted)
+    done = _allocate_in_two_processes(raw, 5)
+    assert done is not None
+    assert orjson.dumps(done[0]) == orjson.dumps(expected)
+    assert explained == []
+
+    def other_decision(*args: Any, **kwargs: Any) -> Any:
+        done = real(*args, **kwargs)
+        if os.getpid() != parent:
+            done.digest = "something else"  # as if the child had solved differently
+        return done
+
+    monkeypatch.setattr(allocate_module, "allocate", other_decision)
+    done = _allocate_in_two_processes(raw, 5)
+    assert done is not None
+    assert orjson.dumps(done[0]) == orjson.dumps(expected)
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != parent:
+            raise RuntimeError("the child fails")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(allocate_module, "allocate", failing)
+    done = _allocate_in_two_processes(raw, 5)
+    assert done is not None
+    assert orjson.dumps(done[0]) == orjson.dumps(expected)
+    assert explained == [range(10_000, 20_000)] * 2  # both times this process did it
+    # Not a plainly valid batch: None, and the ordinary reading reports its problems.
+    bad = raw.replace(b'"entry_state":"EL"', b'"entry_state":"GR"', 1)
+    assert bad != raw
+    assert _allocate_in_two_processes(bad, 5) is None
