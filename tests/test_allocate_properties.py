@@ -127,3 +127,49 @@ def test_the_explanation_shortcut_with_tie_draws() -> None:
     codes = [[r["code"] for r in a["reasons"]] for a in fast["assignments"]]
     assert codes.count(["priority", "tie_draw", "waiting_capacity"]) == 3, codes
     assert fast == slow
+
+
+@settings(max_examples=40)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["DE", "SE", "FR", "NL"]),
+            st.sampled_from([0.0, -0.0, 0.25, 0.5, 0.5, 1.0, -1.0]),
+            min_size=1,
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_score_reasons_name_the_highest_score_with_ties_by_name(
+    scores: list[dict[str, float]],
+) -> None:
+    doc = {
+        "key": {"name": "population"},
+        "destinations": [
+            {"id": s, "capacity": c} for s, c in (("DE", 3), ("SE", 2), ("FR", 2), ("NL", 1))
+        ],
+        "cases": [
+            {
+                "id": f"c{k}",
+                "entry_state": "EL",
+                "registered_on": "2015-10-02",
+                "members": [{"id": f"p{k}", "age": 30}],
+                "scores": wanted,
+            }
+            for k, wanted in enumerate(scores)
+        ],
+    }
+    out = allocate_document(doc, seed=1)
+    for item, wanted in zip(out["assignments"], scores, strict=True):
+        if item["destination"] is None:
+            continue
+        best_name, best = max(wanted.items(), key=lambda kv: (kv[1], kv[0]))
+        text = next(r["text"] for r in item["reasons"] if r["code"] == "score")
+        value = wanted.get(item["destination"])
+        if value is None:
+            assert text.endswith(f"its best score was {best:g} for {best_name}"), text
+        elif value >= best:
+            assert text.endswith("its highest"), text
+        else:
+            assert f"(highest: {best:g} for {best_name}:" in text, text

@@ -266,7 +266,7 @@ def allocate(
             excluded.extend((i, d) for d in matching(ex.state))
     # Case by case (a region's exclusions by binding first), as one pass over the cases gives.
     excluded.sort(key=lambda pair: pair[0])
-    prefs, score_at, score_value = _wishes(cases, index_of_dest, matching)
+    prefs, score_at, score_value, one_to_one = _wishes(cases, index_of_dest, matching)
     received = dict(problem.received)
     before = _region_before(dests, dest_state, received, chosen_seed)
     columns = ColumnarProblem(
@@ -295,7 +295,7 @@ def allocate(
         score_value=score_value,
         largest_unit=problem.largest_case if largest_case is None else largest_case,
     )
-    explainer = _Explainer(problem, columns, screened, bindings, groups, chosen_seed)
+    explainer = _Explainer(problem, columns, screened, bindings, groups, chosen_seed, one_to_one)
     explainer.prepare()
     result = solve_columns(columns, seed=chosen_seed)
     explainer.set_result(result)
@@ -333,9 +333,10 @@ def _wishes(
     cases: Sequence[Case],
     index_of_dest: Mapping[str, int],
     matching: Callable[[str], list[int]],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], bool]:
     """The preferences (case, destination, rank) and scores ((case, destination), value) as
-    rows, case by case in input order and each case's in its own order.
+    rows, case by case in input order and each case's in its own order; and whether every
+    name is one destination.
 
     A name may stand for several destinations (a state given as regions: ``matching``);
     when every name is one destination, the rows are made in bulk.
@@ -363,6 +364,7 @@ def _wishes(
             np.array(prefs, dtype=np.int64).reshape(-1, 3),
             np.array([row[:2] for row in scores], dtype=np.int64).reshape(-1, 2),
             np.array([row[2] for row in scores], dtype=np.float64),
+            False,
         )
     rows = np.array(wishing, dtype=np.int64)
     per_case = np.fromiter(map(len, named), dtype=np.int64, count=len(named))
@@ -380,7 +382,7 @@ def _wishes(
         dtype=np.float64,
         count=len(score_dest),
     )
-    return prefs_rows, score_rows, values
+    return prefs_rows, score_rows, values, True
 
 
 def _family_procedure(
@@ -504,8 +506,12 @@ class _Explainer:
         bindings: Sequence[Binding | None],
         groups: Sequence[tuple[str, ...]],
         seed: int,
+        one_to_one: bool = False,
     ) -> None:
+        """``one_to_one``: every name a case prefers or scores is one destination."""
         self.problem = problem
+        self.one_to_one = one_to_one
+        self._best: dict[int, tuple[str, float]] | None = None
         self.cols = columns
         self.screened = screened
         self.bindings = bindings
@@ -980,7 +986,7 @@ class _Explainer:
                 )
         if case.scores:
             value = case.scores.get(did, case.scores.get(state))
-            best = max(case.scores.items(), key=lambda kv: (kv[1], kv[0]))
+            best = self._best_score(i, case)
             if value is None:
                 text = f"No outcome score for {did}; its best score was {best[1]:g} for {best[0]}"
             elif value >= best[1]:
@@ -993,8 +999,47 @@ class _Explainer:
             out.append(("score", text))
         return out
 
+    def _best_score(self, i: int, case: Case) -> tuple[str, float]:
+        """The case's highest score and where (the greater name among equal scores)."""
+        if self._best is None:
+            self._best = self._best_scores()
+        known = self._best.get(i)
+        if known is not None:
+            return known
+        return max(case.scores.items(), key=lambda kv: (kv[1], kv[0]))
+
+    def _best_scores(self) -> dict[int, tuple[str, float]]:
+        """:meth:`_best_score` of every case at once, from the score rows, when every name
+        scored is one destination (else case by case)."""
+        c = self.cols
+        if not self.one_to_one or c.score_at.size == 0:
+            return {}
+        ids = c.dest_ids
+        name_rank = np.empty(len(ids), dtype=np.int64)
+        name_rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+        rows, dests, values = c.score_at[:, 0], c.score_at[:, 1], c.score_value
+        # The last row of each case in (case, value, name) order is its best.
+        order = np.lexsort((name_rank[dests], values, rows))
+        last = np.ones(order.size, dtype=bool)
+        last[:-1] = rows[order][1:] != rows[order][:-1]
+        top = order[last]
+        return {
+            int(k): (ids[d], v)
+            for k, d, v in zip(
+                rows[top].tolist(), dests[top].tolist(), values[top].tolist(), strict=True
+            )
+        }
+
     def _why_not(self, i: int, case: Case, wanted: Sequence[str], b: Binding | None) -> str:
         """Why a placed case is not at the destinations it wanted (the first cause found)."""
+        if b is None and self.bindings[i] is None and case.id not in self.groups:
+            # Alone, no family link: the answer depends only on where it may go and its wishes.
+            mine = self._allowed(i, None)
+            key = (id(mine), tuple(wanted))
+            known = self._why_not_text.get(key)
+            if known is None:
+                known = self._why_not_text[key] = self._why_not_open(set(mine), wanted)
+            return known
         group = self.groups.get(case.id)
         members = [i] if group is None else [self._case_index(g) for g in group]
         if b is None:
