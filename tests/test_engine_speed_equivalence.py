@@ -318,3 +318,28 @@ def test_quick_fix_up_meets_the_exact_optimum(i: int) -> None:
     assert got.tier2 >= 0.995 * opt.tier2
     assert got.total >= 0.995 * opt.total
     assert output["objective"]["tier1"]["bound"] >= opt.tier1 - 1e-6
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_wishes_of_rows_case_by_case_take_the_shortcut_with_the_same_result(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(seed)
+    n_cases = int(rng.integers(2, 200))
+    n_units = int(rng.integers(1, n_cases + 1))
+    unit = rng.integers(0, n_units, n_cases).astype(np.int64)
+    n_cols = int(rng.integers(1, 12))
+    # Each case names some columns once, in its own order (as scores and preferences do).
+    named = [rng.permutation(n_cols)[: rng.integers(0, n_cols + 1)] for _ in range(n_cases)]
+    cases = np.repeat(np.arange(n_cases), [c.size for c in named]).astype(np.int64)
+    column = np.concatenate(named).astype(np.int64)
+    rows = np.stack([cases, column], axis=1)
+    values = rng.choice([0.0, -0.0, 0.5, 1.25, -3.0], size=cases.size)
+    assert engine._sorted_and_distinct(cases, column, n_cols)
+    fast = engine._wishes(rows, values, unit, column, n_units)
+    monkeypatch.setattr(engine, "_sorted_and_distinct", lambda *args: False)
+    slow = engine._wishes(rows, values, unit, column, n_units)
+    for name in ("unit", "dest", "value", "start", "count"):
+        a, b = getattr(fast, name), getattr(slow, name)
+        assert a.dtype == b.dtype
+        assert a.tobytes() == b.tobytes(), name  # bit for bit (-0.0 included)
