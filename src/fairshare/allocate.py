@@ -1010,23 +1010,26 @@ class _Explainer:
 
     def _best_scores(self) -> dict[int, tuple[str, float]]:
         """:meth:`_best_score` of every case at once, from the score rows, when every name
-        scored is one destination (else case by case)."""
+        scored is one destination (the rows then come case by case; else case by case)."""
         c = self.cols
         if not self.one_to_one or c.score_at.size == 0:
             return {}
         ids = c.dest_ids
+        by_name = sorted(range(len(ids)), key=ids.__getitem__)
         name_rank = np.empty(len(ids), dtype=np.int64)
-        name_rank[sorted(range(len(ids)), key=ids.__getitem__)] = np.arange(len(ids))
+        name_rank[by_name] = np.arange(len(ids))
         rows, dests, values = c.score_at[:, 0], c.score_at[:, 1], c.score_value
-        # The last row of each case in (case, value, name) order is its best.
-        order = np.lexsort((name_rank[dests], values, rows))
-        last = np.ones(order.size, dtype=bool)
-        last[:-1] = rows[order][1:] != rows[order][:-1]
-        top = order[last]
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        per_case = np.diff(np.r_[starts, rows.size])
+        # The highest value, and among rows with it (-0.0 equals 0.0) the greatest name.
+        top = np.repeat(np.maximum.reduceat(values, starts), per_case)
+        rank = np.where(values == top, name_rank[dests], -1)
+        best_rank = np.repeat(np.maximum.reduceat(rank, starts), per_case)
+        chosen = np.flatnonzero(rank == best_rank)  # one row per case: names are distinct
         return {
             int(k): (ids[d], v)
             for k, d, v in zip(
-                rows[top].tolist(), dests[top].tolist(), values[top].tolist(), strict=True
+                rows[chosen].tolist(), dests[chosen].tolist(), values[chosen].tolist(), strict=True
             )
         }
 
