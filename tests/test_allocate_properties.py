@@ -64,6 +64,14 @@ def test_documents_meet_the_hard_constraints_and_explain_every_case(
             assert not set(codes) & WAITING, item
         assert item["persons"] == sizes[item["case"]]
     assert out["waiting"]["cases"] == waiting_cases
+    # The objective's score sum: each placed case's score where it went, case by case.
+    scores = {c["id"]: c.get("scores") for c in doc["cases"]}
+    expected = sum(
+        scores[a["case"]].get(a["destination"], 0.0)
+        for a in out["assignments"]
+        if scores[a["case"]] and a["destination"] is not None
+    )
+    assert out["objective"]["scores"]["sum"] == round(float(expected), 9)
     # Per destination: placed persons agree with the assignments; exact arithmetic holds.
     placed: dict[str, int] = {}
     for item in out["assignments"]:

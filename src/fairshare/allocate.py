@@ -345,8 +345,9 @@ def _wishes(
     named = [cases[i].preferences for i in wishing]
     scored = [cases[i].scores for i in wishing]
     try:
-        pref_dest = list(map(index_of_dest.__getitem__, chain.from_iterable(named)))
-        score_dest = list(map(index_of_dest.__getitem__, chain.from_iterable(scored)))
+        at = index_of_dest.__getitem__
+        pref_dest = np.fromiter(map(at, chain.from_iterable(named)), dtype=np.int64)
+        score_dest = np.fromiter(map(at, chain.from_iterable(scored)), dtype=np.int64)
     except KeyError:  # a state given as regions: name by name
         prefs = [
             (i, d, rank)
@@ -370,17 +371,13 @@ def _wishes(
     per_case = np.fromiter(map(len, named), dtype=np.int64, count=len(named))
     first = np.cumsum(per_case) - per_case
     rank = np.arange(int(per_case.sum()), dtype=np.int64) - np.repeat(first, per_case)
-    prefs_rows = np.stack(
-        [np.repeat(rows, per_case), np.array(pref_dest, dtype=np.int64), rank], axis=1
-    ).reshape(-1, 3)
+    prefs_rows = np.stack([np.repeat(rows, per_case), pref_dest, rank], axis=1).reshape(-1, 3)
     per_case = np.fromiter(map(len, scored), dtype=np.int64, count=len(scored))
-    score_rows = np.stack(
-        [np.repeat(rows, per_case), np.array(score_dest, dtype=np.int64)], axis=1
-    ).reshape(-1, 2)
+    score_rows = np.stack([np.repeat(rows, per_case), score_dest], axis=1).reshape(-1, 2)
     values = np.fromiter(
         chain.from_iterable(s.values() for s in scored),
         dtype=np.float64,
-        count=len(score_dest),
+        count=score_dest.size,
     )
     return prefs_rows, score_rows, values, True
 
@@ -758,24 +755,35 @@ class _Explainer:
                 "first_choice": first,
                 "any_choice": any_choice,
             },
-            "scores": {
-                "sum": round(
-                    float(
-                        sum(
-                            c.scores.get(self.cols.dest_ids[int(r.destination[i])], 0.0)
-                            for i, c in enumerate(cases)
-                            if c.scores and r.destination[i] >= 0
-                        )
-                    ),
-                    9,
-                ),
-            },
+            "scores": {"sum": round(float(sum(self._placed_scores())), 9)},
             "M": self.M,
             "within_M": within,
             "gap": r.gap,
             "gaps": {name: lv.gap for name, lv in zip(names, r.tiers, strict=True)},
             "solver": dict(r.stats),
         }
+
+    def _placed_scores(self) -> list[float]:
+        """The score of every placed case that has scores, at its destination (0.0 if it has
+        none there), case by case: summed in this order, as a loop over the cases would."""
+        r = self.result
+        c = self.cols
+        cases = self.problem.cases
+        if not self.one_to_one:
+            return [
+                case.scores.get(c.dest_ids[int(r.destination[i])], 0.0)
+                for i, case in enumerate(cases)
+                if case.scores and r.destination[i] >= 0
+            ]
+        rows, dests = c.score_at[:, 0], c.score_at[:, 1]
+        scored = np.zeros(len(cases), dtype=bool)
+        scored[rows] = True
+        at_destination = np.zeros(len(cases), dtype=np.float64)
+        here = dests == r.destination[rows]  # a name is one destination: one row at most
+        at_destination[rows[here]] = c.score_value[here]
+        placed = scored & (r.destination >= 0)
+        values: list[float] = at_destination[placed].tolist()
+        return values
 
     def waiting(self) -> dict[str, Any]:
         r = self.result
