@@ -230,7 +230,11 @@ def allocate(
         for i, c in enumerate(cases)
     ]
     groups = linked_groups(cases)
-    group_of = {cid: g for g, ids in enumerate(groups) for cid in ids}
+    if len(groups) == len(cases):  # no linked cases: group g is case g
+        group = np.arange(len(cases), dtype=np.int64)
+    else:
+        group_of = {cid: g for g, ids in enumerate(groups) for cid in ids}
+        group = np.fromiter((group_of[c.id] for c in cases), dtype=np.int64, count=len(cases))
     _family_procedure(cases, bindings, groups)
     n = len(cases)
     index_of_dest = {d.id: i for i, d in enumerate(dests)}
@@ -286,7 +290,7 @@ def allocate(
             (c.registered_on.toordinal() for c in cases), dtype=np.int64, count=n
         ),
         draw=np.array(_case_draws(chosen_seed, [c.id for c in cases]), dtype=np.int64),
-        group=np.fromiter((group_of[c.id] for c in cases), dtype=np.int64, count=n),
+        group=group,
         binding_states=binding_states,
         binding=binding_code,
         excluded=np.array(excluded, dtype=np.int64).reshape(-1, 2),
