@@ -1049,9 +1049,10 @@ def _allocate_in_two_processes(raw: bytes, seed: int | None) -> tuple[dict[str, 
         half = n // 2
         mine = allocate(problem, seed=seed, explain=range(0, half))
         result = mine.to_dict()
-        # Wait for the child as long again as this process took (at least 5 s): explaining
-        # the second half here would take no longer than that.
-        data = _read_all(read_end, max(5.0, time.monotonic() - started))
+        # The child has less to do and is normally done first. If it lags by more than half
+        # the time this process took (at least 1 s), explaining the second half here is
+        # quicker than waiting on.
+        data = _read_all(read_end, max(1.0, 0.5 * (time.monotonic() - started)))
         digest, _, body = (data or b"").partition(b"\n")
         if digest.decode("ascii", "replace") == mine.digest and body.startswith(b"["):
             if n - half:
