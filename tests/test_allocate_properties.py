@@ -181,3 +181,48 @@ def test_score_reasons_name_the_highest_score_with_ties_by_name(
             assert text.endswith("its highest"), text
         else:
             assert f"(highest: {best:g} for {best_name}:" in text, text
+
+
+def test_wishes_naming_no_given_destination_keep_their_reasons() -> None:
+    # A registry batch is built without the input's checks: its cases may exclude, prefer or
+    # score states that are not among the batch's destinations. Those reasons stay.
+    import fairshare.allocate as allocate_module
+    from fairshare.cases import AllocationInput, Destination, parse_cases
+
+    cases = parse_cases(
+        [
+            {
+                "id": "c1",
+                "entry_state": "EL",
+                "registered_on": "2015-10-02",
+                "members": [{"id": "p1", "age": 30}],
+                "excluded": [{"state": "IT", "reason": "safety"}],
+                "preferences": ["FR"],
+                "scores": {"NL": 1.0},
+            },
+            {
+                "id": "c2",
+                "entry_state": "EL",
+                "registered_on": "2015-10-02",
+                "members": [{"id": "p2", "age": 30}],
+                "excluded": [{"state": "IT", "reason": "safety"}],
+            },
+        ]
+    )
+    problem = AllocationInput(
+        key={"name": "population"},
+        received={},
+        destinations=(Destination("DE", capacity=1), Destination("SE", capacity=0)),
+        cases=tuple(cases),
+    )
+    fast = allocate_module.allocate(problem).to_dict()
+    allocate_module.FAST_EXPLAIN = False
+    try:
+        slow = allocate_module.allocate(problem).to_dict()
+    finally:
+        allocate_module.FAST_EXPLAIN = True
+    assert fast == slow
+    codes = {a["case"]: [r["code"] for r in a["reasons"]] for a in fast["assignments"]}
+    assert "excluded" in codes["c1"]
+    assert "preference" in codes["c1"]
+    assert "excluded" in codes["c2"]

@@ -264,3 +264,75 @@ def test_two_processes_fall_back_when_the_child_decides_otherwise_or_fails(
     bad = raw.replace(b'"entry_state":"EL"', b'"entry_state":"GR"', 1)
     assert bad != raw
     assert _allocate_in_two_processes(bad, 5) is None
+
+
+def test_invalid_utf8_and_deep_nesting_are_bad_input_not_a_traceback(tmp_path: Path) -> None:
+    doc = (
+        '{"key": {"name": "population"}, "destinations": [{"id": "DE", "capacity": 5}], '
+        '"cases": [{"id": "c1", "entry_state": "EL", "registered_on": "2015-10-02", '
+        '"members": [{"id": "p1", "age": 30, "sex": "SEX"}]}]}'
+    )
+    for name, data in (
+        ("utf8.json", doc.encode().replace(b"SEX", b"\xff")),
+        ("surrogate.json", doc.encode().replace(b"SEX", b"\xed\xa0\x80")),
+        (
+            "deep.json",
+            doc.replace('"population"', '"population", "x": ' + "[" * 3000 + "]" * 3000).encode(),
+        ),
+    ):
+        path = tmp_path / name
+        path.write_bytes(data)
+        out = tmp_path / "out.json"
+        proc = run("allocate", str(path), "--format", "json", "-o", str(out))
+        assert proc.returncode == 2, (name, proc.stderr)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith("fairshare: error:"), proc.stderr
+        assert not out.exists()
+
+
+def test_two_processes_check_that_the_childs_half_arrived_whole(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import os
+    import signal
+
+    import orjson
+
+    import fairshare.allocate as allocate_module
+    import fairshare.cli as cli_module
+
+    raw = _large_input(tmp_path).read_bytes()
+    expected = orjson.dumps(allocate_module.allocate_document(orjson.loads(raw), seed=2))
+    parent = os.getpid()
+    fdopen = os.fdopen
+
+    class HalfWritten:
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def __enter__(self) -> HalfWritten:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def write(self, data: bytes) -> int:
+            return int(self.f.write(data[: len(data) // 2]))  # then ends as if all was well
+
+    def cut(fd: int, *args: Any, **kwargs: Any) -> Any:
+        f = fdopen(fd, *args, **kwargs)
+        return HalfWritten(f) if os.getpid() != parent else f
+
+    monkeypatch.setattr(cli_module.os, "fdopen", cut)
+    done = cli_module._allocate_in_two_processes(raw, 2)
+    assert done is not None
+    assert orjson.dumps(done[0]) == expected
+    monkeypatch.setattr(cli_module.os, "fdopen", fdopen)
+    # With SIGCHLD ignored the system reaps the child itself: still the same document.
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        done = cli_module._allocate_in_two_processes(raw, 2)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    assert done is not None
+    assert orjson.dumps(done[0]) == expected

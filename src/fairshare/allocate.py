@@ -160,12 +160,12 @@ class Allocation:
         """The assignments of the cases ``which`` (e.g. those ``allocate(..., explain=...)``
         left out), as the document has them."""
         if self._explainer is None:
-            raise InputError("this allocation cannot explain more cases")
+            raise ValueError("this allocation cannot explain more cases")
         return self._explainer.assignments(_span(which, len(self._explainer.problem.cases)))
 
     @property
     def assignments(self) -> list[dict[str, Any]]:
-        """One entry per case, in input order."""
+        """One entry per case, in input order (per case explained: see ``explain=``)."""
         return list(self.document["assignments"])
 
 
@@ -329,7 +329,7 @@ def allocate(
 
 def _span(which: range, n: int) -> range:
     if not isinstance(which, range) or which.step != 1 or not 0 <= which.start <= which.stop <= n:
-        raise InputError(f"explain: give a range of cases within 0..{n}, got {which!r}")
+        raise ValueError(f"explain: give a range of cases within 0..{n}, got {which!r}")
     return which
 
 
@@ -540,9 +540,14 @@ class _Explainer:
         # exclusion, preference or score.
         alone = np.bincount(c.group, minlength=n)[c.group] == 1 if n else np.zeros(0, bool)
         simple = alone & (c.binding == NO_BINDING) & ~c.needs.any(axis=1)
-        for rows in (c.excluded, c.preferences, c.score_at):
-            simple[rows[:, 0]] = False
-        self._plain = simple.tolist()
+        # From the cases themselves: a name that is no destination given has no column row
+        # (a registry batch may hold such names) but still gets its reason.
+        wishes = np.fromiter(
+            (bool(k.excluded or k.preferences or k.scores) for k in self.problem.cases),
+            dtype=bool,
+            count=n,
+        )
+        self._plain = (simple & ~wishes).tolist()
 
     def set_result(self, result: ColumnarResult) -> None:
         """The solver's decision, which the rest of the explanations depend on."""
@@ -824,7 +829,6 @@ class _Explainer:
         if self._destination is not None:
             return
         r = self.result
-        self._destination = r.destination.tolist()
         self._tie_draw: list[bool] = r.tie_draw.tolist()
         self._wait: list[int] = r.wait.tolist()
         self._waiting_text: dict[tuple[int, int], tuple[str, str]] = {}
@@ -833,6 +837,7 @@ class _Explainer:
         self._why_not_text: dict[tuple[int, tuple[str, ...]], str] = {}
         if not self._plain and self.problem.cases:
             self.prepare()
+        self._destination = r.destination.tolist()  # last: it marks the lists ready
 
     def assignments(self, which: range | None = None) -> list[dict[str, Any]]:
         """The assignments of the cases ``which`` (all by default), in input order."""

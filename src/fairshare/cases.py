@@ -1006,7 +1006,9 @@ def parse_problem_json(raw: bytes) -> AllocationInput | None:
         return None
     try:
         top = msgspec.json.decode(raw, type=_Document)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        # Not such a document (invalid JSON or UTF-8, nested too deeply, a case with a
+        # problem: msgspec.ValidationError is a ValueError): the ordinary reading says what.
         return None
     doc: dict[str, Any] = {"key": top.key, "destinations": top.destinations, "cases": top.cases}
     # Absent and null are the same to parse_problem_input for these two.

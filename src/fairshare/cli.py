@@ -6,7 +6,6 @@ usage error becomes one line on standard error and exit code 2.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gc
 import io
@@ -906,9 +905,9 @@ def allocate_command(
         int | None,
         typer.Option(
             min=1,
-            help="Processes for a large batch with --format json: 2 (the default where two "
-            "cores are free) explains half of the cases in a second process; the output is "
-            "the same.",
+            help="Processes for a large batch with --format json: 2 or more (the default where "
+            "this process may use two cores) explains half of the cases in a second process; "
+            "the output is the same.",
         ),
     ] = None,
 ) -> None:
@@ -1010,14 +1009,17 @@ def _allocate_in_two_processes(raw: bytes, seed: int | None) -> tuple[dict[str, 
     A child process is forked before the input is read, so that it shares no large heap
     with this one (after a fork every write to a shared page copies it). Both read the input
     and solve the batch, which is deterministic; the child explains the second half of the
-    cases and sends them as JSON with a digest of its decision, this process the first half
-    and the rest of the document. The child's half is used only if its digest equals this
-    process's (the same decision); otherwise, or if the child fails or is much slower, this
+    cases and sends them as JSON after a header with a digest of its decision and the length
+    of the JSON; this process explains the first half and the rest of the document. The
+    child's half is used only if the child ended normally, its JSON arrived whole and its
+    digest equals this process's (the same decision); otherwise, or if the child lags, this
     process explains the second half itself. The output is the same either way.
     """
     from fairshare.allocate import allocate
     from fairshare.cases import parse_problem_json
 
+    sys.stdout.flush()  # nothing buffered is written twice, once by each process
+    sys.stderr.flush()
     read_end, write_end = os.pipe()
     try:
         pid = os.fork()
@@ -1029,18 +1031,22 @@ def _allocate_in_two_processes(raw: bytes, seed: int | None) -> tuple[dict[str, 
         code = 1
         try:
             os.close(read_end)
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)  # the child says nothing: all it has goes through the pipe
+            os.dup2(quiet, 2)
             problem = parse_problem_json(raw)
             if problem is not None:
                 n = len(problem.cases)
                 done = allocate(problem, seed=seed, explain=range(n // 2, n))
                 body = orjson.dumps(done.to_dict()["assignments"])
                 with os.fdopen(write_end, "wb") as pipe:
-                    pipe.write(done.digest.encode("ascii") + b"\n" + body)
+                    pipe.write(f"{done.digest} {len(body)}\n".encode("ascii") + body)
                 code = 0
         finally:
             os._exit(code)  # no clean-up: everything belongs to the parent process
     os.close(write_end)
     started = time.monotonic()
+    reaped = False
     try:
         problem = parse_problem_json(raw)
         if problem is None:
@@ -1053,8 +1059,14 @@ def _allocate_in_two_processes(raw: bytes, seed: int | None) -> tuple[dict[str, 
         # the time this process took (at least 1 s), explaining the second half here is
         # quicker than waiting on.
         data = _read_all(read_end, max(1.0, 0.5 * (time.monotonic() - started)))
-        digest, _, body = (data or b"").partition(b"\n")
-        if digest.decode("ascii", "replace") == mine.digest and body.startswith(b"["):
+        ended_well = False
+        if data is not None:
+            reaped = True
+            ended_well = _ended_well(pid)
+        else:
+            reaped = _stop(pid)  # before explaining here: it would compete for a core
+        header, _, body = (data or b"").partition(b"\n")
+        if ended_well and header == f"{mine.digest} {len(body)}".encode("ascii"):
             if n - half:
                 # The child's assignments, already JSON, go into the output as they are.
                 result["assignments"].append(orjson.Fragment(body[1:-1]))
@@ -1063,9 +1075,29 @@ def _allocate_in_two_processes(raw: bytes, seed: int | None) -> tuple[dict[str, 
         return result, (problem, mine)
     finally:
         os.close(read_end)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)  # done already, unless it failed or lagged
-        os.waitpid(pid, 0)
+        if not reaped:
+            _stop(pid)
+
+
+def _ended_well(pid: int) -> bool:
+    """Wait for the child; whether it exited with code 0 (False if it is not ours to wait for:
+    with SIGCHLD ignored, the system reaps children by itself)."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return False
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _stop(pid: int) -> bool:
+    """Stop the child and wait for it (it may have ended already); True when done."""
+    try:
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):  # still running, so the pid is still its
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    except (ChildProcessError, ProcessLookupError):
+        pass
+    return True
 
 
 def _read_all(fd: int, patience: float) -> bytes | None:

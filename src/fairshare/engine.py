@@ -754,15 +754,9 @@ def _round(
         # First only the leftovers of the types the LP held fractionally (with every placed
         # unit that may give way): a much smaller program, kept if it reaches the LP's levels
         # rounded down (as the greedy pass above is); else the full program decides.
-        quick = _fix_up(
-            types,
-            y,
-            left,
-            cap,
-            svc,
-            still,
-            _fix_up_pairs(types, t_allowed, y, left, cap, svc, largest, only=held),
-        )
+        small = _fix_up_pairs(types, t_allowed, y, left, cap, svc, largest, only=held)
+        if small is not None and small.size <= FIX_UP_MAX_PAIRS:  # the same cap as below
+            quick = _fix_up(types, y, left, cap, svc, still, small)
         if quick is not None and _levels(y + quick, types) >= goal:
             extra = quick
     if extra is None and full is not None and full.size <= FIX_UP_MAX_PAIRS:
@@ -1588,8 +1582,9 @@ def _wishes(rows: I64, values: F64, unit: I64, column: I64, n_units: int) -> _Wi
     return _Wishes.summed(unit[key // width], key % width, best[order], n_units)
 
 
-#: Up to this many (case, column) cells, :func:`_sorted_and_distinct` counts them directly.
-_DISTINCT_CELLS = 1 << 26
+#: Up to this many (case, column) cells (64 MB of counts), :func:`_sorted_and_distinct`
+#: counts them directly; above, the general path runs.
+_DISTINCT_CELLS = 1 << 23
 
 
 def _sorted_and_distinct(cases: I64, column: I64, width: int) -> bool:
