@@ -343,3 +343,44 @@ def test_wishes_of_rows_case_by_case_take_the_shortcut_with_the_same_result(
         a, b = getattr(fast, name), getattr(slow, name)
         assert a.dtype == b.dtype
         assert a.tobytes() == b.tobytes(), name  # bit for bit (-0.0 included)
+
+
+def summed_with_np_unique(owner: np.ndarray, dest: np.ndarray, value: np.ndarray, n: int) -> Any:
+    """The first version of ``_Wishes.summed`` (np.unique, ufunc.at, lexsort)."""
+    width = int(dest.max()) + 1
+    key, first, inverse = np.unique(owner * width + dest, return_index=True, return_inverse=True)
+    total = np.bincount(inverse.reshape(-1), weights=value, minlength=key.size)
+    unit = key // width
+    unit_first = np.full(n, owner.size, dtype=np.int64)
+    np.minimum.at(unit_first, owner, np.arange(owner.size, dtype=np.int64))
+    order = np.lexsort((first, unit_first[unit]))
+    unit = unit[order]
+    count = np.bincount(unit, minlength=n).astype(np.int64)
+    start = np.zeros(n, dtype=np.int64)
+    new = np.ones(unit.size, dtype=bool)
+    new[1:] = unit[1:] != unit[:-1]
+    start[unit[new]] = np.flatnonzero(new)
+    return engine._Wishes(unit, (key % width)[order], total[order], start, count)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_summed_by_one_stable_sort_is_summed_by_np_unique(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_units = int(rng.integers(1, 60))
+    size = int(rng.integers(1, 400))
+    if seed % 3 == 0:  # nearly sorted, as real wishes come
+        owner = np.sort(rng.integers(0, n_units, size))
+        owner[rng.integers(0, size, 3)] = rng.integers(0, n_units, 3)
+    else:
+        owner = rng.integers(0, n_units, size)
+    dest = rng.integers(0, int(rng.integers(1, 30)), size)
+    value = rng.choice([0.0, -0.0, 0.1, 0.7, -2.5, 1e-17], size=size)
+    keys = owner * 64 + dest
+    mine = engine._unique_first(keys)
+    theirs = np.unique(keys, return_index=True, return_inverse=True)
+    for a, b in zip(mine, theirs, strict=True):
+        assert np.array_equal(a, np.asarray(b).reshape(-1))
+    got = engine._Wishes.summed(owner, dest, value, n_units)
+    ref = summed_with_np_unique(owner, dest, value, n_units)
+    for name in ("unit", "dest", "value", "start", "count"):
+        assert getattr(got, name).tobytes() == getattr(ref, name).tobytes(), name

@@ -278,15 +278,17 @@ class _Wishes:
                 none, none, np.zeros(0), np.zeros(n_units, np.int64), np.zeros(n_units, np.int64)
             )
         width = int(dest.max()) + 1
-        key, first, inverse = np.unique(
-            owner * width + dest, return_index=True, return_inverse=True
-        )
+        key, first, inverse = _unique_first(owner * width + dest)
         # Row by row from 0.0, exactly as a running sum in input order.
-        total = np.bincount(inverse.reshape(-1), weights=value, minlength=key.size)
+        total = np.bincount(inverse, weights=value, minlength=key.size)
         unit = key // width
+        # Each unit's first row: the least first row of its keys (keys come unit by unit).
         unit_first = np.full(n_units, owner.size, dtype=np.int64)
-        np.minimum.at(unit_first, owner, np.arange(owner.size, dtype=np.int64))
-        order = np.lexsort((first, unit_first[unit]))
+        starts = np.flatnonzero(np.r_[True, unit[1:] != unit[:-1]])
+        unit_first[unit[starts]] = np.minimum.reduceat(first, starts)
+        # Units by their first row, then each unit's keys by theirs (rows are distinct, so
+        # one sort of the combined number; nearly sorted already, which a stable sort likes).
+        order = np.argsort(unit_first[unit] * owner.size + first, kind="stable")
         unit = unit[order]
         count = np.bincount(unit, minlength=n_units).astype(np.int64)
         start = np.zeros(n_units, dtype=np.int64)
@@ -427,6 +429,20 @@ def _signatures(pref: _Wishes, score: _Wishes, out: I64, limit: int) -> int:
     rank[np.argsort(first, kind="stable")] = np.arange(1, first.size + 1)
     out[wishing] = rank[cls]
     return int(first.size)
+
+
+def _unique_first(keys: I64) -> tuple[I64, I64, I64]:
+    """``np.unique(keys, return_index=True, return_inverse=True)``: the distinct keys in
+    order, the first index of each and every key's group, by one stable sort (fast on the
+    nearly sorted keys of wishes, where ``np.unique`` takes 25 times longer)."""
+    order = np.argsort(keys, kind="stable")
+    ranked = keys[order]
+    new = np.empty(keys.size, dtype=bool)
+    new[:1] = True
+    new[1:] = ranked[1:] != ranked[:-1]
+    inverse = np.empty(keys.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ranked[new], order[new], inverse
 
 
 def _unique_rows(rows: I64) -> tuple[I64, I64]:
