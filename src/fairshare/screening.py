@@ -460,8 +460,8 @@ class ScreenedCases:
         needs = np.array(
             [[kind.needs.get(s, 0) for s in SERVICES] for kind in self.kinds], dtype=np.int64
         ).reshape(len(self.kinds), len(SERVICES))
-        #: Priority tier of every case.
         kinds = np.array(kind_of, dtype=np.int64)
+        #: Priority tier of every case.
         self.tier: npt.NDArray[np.int64] = tiers[kinds]
         #: Service places of every case, one column per :data:`SERVICES`.
         self.needs: npt.NDArray[np.int64] = needs[kinds]
