@@ -833,7 +833,6 @@ class _Explainer:
         self._wait: list[int] = r.wait.tolist()
         self._waiting_text: dict[tuple[int, int], tuple[str, str]] = {}
         self._service_text: dict[tuple[int, str | None, int], tuple[str, str]] = {}
-        self._open_text: dict[tuple[int, int], tuple[str, str]] = {}
         self._why_not_text: dict[tuple[int, tuple[str, ...]], str] = {}
         if not self._plain and self.problem.cases:
             self.prepare()
@@ -1052,14 +1051,6 @@ class _Explainer:
 
     def _why_not(self, i: int, case: Case, wanted: Sequence[str], b: Binding | None) -> str:
         """Why a placed case is not at the destinations it wanted (the first cause found)."""
-        if b is None and self.bindings[i] is None and case.id not in self.groups:
-            # Alone, no family link: the answer depends only on where it may go and its wishes.
-            mine = self._allowed(i, None)
-            key = (id(mine), tuple(wanted))
-            known = self._why_not_text.get(key)
-            if known is None:
-                known = self._why_not_text[key] = self._why_not_open(set(mine), wanted)
-            return known
         group = self.groups.get(case.id)
         members = [i] if group is None else [self._case_index(g) for g in group]
         if b is None:
@@ -1067,7 +1058,7 @@ class _Explainer:
         if b is not None:
             whose = "its" if self.bindings[i] is b else "its linked cases'"
             return f"{whose} family link ({b.article}) decides where it goes"
-        if len(members) == 1:  # the answer depends only on where it may go and its wishes
+        if group is None:  # alone: the answer depends only on where it may go and its wishes
             mine = self._allowed(i, None)
             key = (id(mine), tuple(wanted))
             known = self._why_not_text.get(key)
@@ -1112,17 +1103,6 @@ class _Explainer:
         return cache[state]
 
     def _waiting_reasons(self, i: int, case: Case, b: Binding | None) -> list[tuple[str, str]]:
-        code = self._wait[i]
-        if code != WAIT_LINK and b is None and not case.excluded and case.id not in self.groups:
-            # Alone, no link, may go anywhere: the text depends on its kind or size only.
-            key = (code, self.screened.kind_of[i] if code == WAIT_SERVICE else len(case.members))
-            known = self._open_text.get(key)
-            if known is None:
-                known = self._open_text[key] = self._waiting_reasons_of(i, case, b)[0]
-            return [known]
-        return self._waiting_reasons_of(i, case, b)
-
-    def _waiting_reasons_of(self, i: int, case: Case, b: Binding | None) -> list[tuple[str, str]]:
         code = self._wait[i]
         c = self.cols
         if code == WAIT_LINK:
